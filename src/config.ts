@@ -1,0 +1,219 @@
+/**
+ * Engine options: what a user may set, the defaults, and validation. Pure: the environment is passed in.
+ */
+import { randomBytes } from "node:crypto";
+import type { KubeConfig, V1Toleration } from "@kubernetes/client-node";
+import { InvalidInputError } from "./errors.js";
+
+export type BuilderKind = "kaniko" | "buildkit";
+/** How BuildKit runs: `auto` picks rootless when the cluster allows it, else privileged. */
+export type BuildkitMode = "auto" | "rootless" | "privileged";
+
+export interface RegistryOptions {
+  /** Registry that image names without a host resolve to, as nodes pull it (e.g. "localhost:5001"). */
+  host: string;
+  /** The same registry as builder pods reach it, when different (kind: "kind-registry:5000"). */
+  pushHost?: string;
+  /** The same registry as this client reaches it, for inspectImage/images, when different. */
+  apiHost?: string;
+  /** Plain HTTP or a self-signed certificate. Default: true for localhost, 127.x and private IPs with a port. */
+  insecure?: boolean;
+  /** Name of a kubernetes.io/dockerconfigjson Secret used to push and pull. */
+  credentialsSecret?: string;
+}
+
+/** Registry credentials as repo2docker passes them (`registry_credentials`). Never logged. */
+export interface RegistryCredentials {
+  registry: string;
+  username: string;
+  password: string;
+}
+
+export interface EngineTimeouts {
+  /** Server-side deadline of a build (the builder Job's activeDeadlineSeconds). Default 3600. */
+  buildSeconds?: number;
+  /** How long finished builder Jobs stay for inspection before the cluster deletes them. Default 300. */
+  builderTtlSeconds?: number;
+  /** Server-side deadline of a run container (activeDeadlineSeconds); 0 = none. Default 86400. */
+  runSeconds?: number;
+  /** How long an image pull may keep failing before we call it terminal. Default 30. */
+  imagePullGraceSeconds?: number;
+  /** How long a pod may stay unschedulable before we call it terminal. Default 60. */
+  unschedulableGraceSeconds?: number;
+  /** Upper bound of one API request. Default 10000. */
+  apiRequestMs?: number;
+}
+
+export interface KubernetesEngineOptions {
+  /** Default: KUBECONFIG / ~/.kube/config / in-cluster. */
+  kubeConfig?: KubeConfig;
+  /** Default: $KCE_NAMESPACE, else the current context's namespace, else "default". */
+  namespace?: string;
+  /** Default: $KCE_BUILDER, else "kaniko". */
+  builder?: BuilderKind;
+  buildkitMode?: BuildkitMode;
+  /** Default: $KCE_REGISTRY / $KCE_REGISTRY_PUSH, else the cluster's `local-registry-hosting` ConfigMap. */
+  registry?: RegistryOptions;
+  /** Credentials for pushing (and pulling); default: $CONTAINER_ENGINE_REGISTRY_CREDENTIALS (JSON). */
+  registryCredentials?: RegistryCredentials;
+  builderImages?: { kaniko?: string; buildkit?: string };
+  timeouts?: EngineTimeouts;
+  /** Names this engine in the `kube-container-engine/instance` label. Default: random per engine object. */
+  instanceId?: string;
+  /** Extra labels on everything the engine creates. */
+  labels?: Record<string, string>;
+  serviceAccountName?: string;
+  nodeSelector?: Record<string, string>;
+  tolerations?: V1Toleration[];
+  /** Resources of builder pods. */
+  builderResources?: { cpu?: string; memory?: string };
+  /** Where warnings and progress go (not build output). Default: stderr. */
+  log?: (message: string) => void;
+}
+
+/** Everything resolved except what needs the cluster (the registry may come from a ConfigMap). */
+export interface ResolvedEngineConfig {
+  namespace: string | null;
+  builder: BuilderKind;
+  buildkitMode: BuildkitMode;
+  registry: Required<Omit<RegistryOptions, "credentialsSecret">> & { credentialsSecret: string | null } | null;
+  registryCredentials: RegistryCredentials | null;
+  builderImages: { kaniko: string; buildkit: string };
+  timeouts: Required<EngineTimeouts>;
+  instanceId: string;
+  labels: Record<string, string>;
+  serviceAccountName: string | null;
+  nodeSelector: Record<string, string>;
+  tolerations: V1Toleration[];
+  builderResources: { cpu?: string; memory?: string };
+}
+
+/** Public builder images; pin and mirror them for air-gapped clusters (`builderImages`, KCE_*_IMAGE). */
+export const DEFAULT_BUILDER_IMAGES = {
+  kaniko: "ghcr.io/osscontainertools/kaniko:v1.26.3",
+  buildkit: "docker.io/moby/buildkit:v0.32.2",
+} as const;
+
+export const DEFAULT_TIMEOUTS: Required<EngineTimeouts> = {
+  buildSeconds: 3600,
+  builderTtlSeconds: 300,
+  runSeconds: 86400,
+  imagePullGraceSeconds: 30,
+  unschedulableGraceSeconds: 60,
+  apiRequestMs: 10_000,
+};
+
+const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)$/;
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** True for hosts that are plain HTTP by convention: localhost, loopback and private addresses. */
+export function isConventionallyInsecure(host: string): boolean {
+  const name = host.replace(/:\d+$/, "");
+  return (
+    name === "localhost" ||
+    name.endsWith(".localhost") ||
+    /^127\./.test(name) ||
+    /^10\./.test(name) ||
+    /^192\.168\./.test(name) ||
+    /^172\.(1[6-9]|2\d|3[01])\./.test(name) ||
+    name === "[::1]"
+  );
+}
+
+/** Parses CONTAINER_ENGINE_REGISTRY_CREDENTIALS (`{"registry","username","password"}`). */
+export function parseRegistryCredentials(json: string): RegistryCredentials {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new InvalidInputError("CONTAINER_ENGINE_REGISTRY_CREDENTIALS is not valid JSON", { cause: error });
+  }
+  const record = (value ?? {}) as Record<string, unknown>;
+  const { registry, username, password } = record;
+  if (typeof username !== "string" || typeof password !== "string") {
+    throw new InvalidInputError(
+      'registry credentials need string "username" and "password" (and "registry", the host they are for)',
+    );
+  }
+  return { registry: typeof registry === "string" ? registry : "", username, password };
+}
+
+function positive(name: string, value: number, allowZero = false): number {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new InvalidInputError(`timeouts.${name} must be a ${allowZero ? "non-negative" : "positive"} number`);
+  }
+  return value;
+}
+
+function resolveRegistry(
+  options: KubernetesEngineOptions,
+  env: Record<string, string | undefined>,
+): ResolvedEngineConfig["registry"] {
+  const given = options.registry ?? (env.KCE_REGISTRY ? { host: env.KCE_REGISTRY, pushHost: env.KCE_REGISTRY_PUSH } : null);
+  if (!given) return null;
+  if (!given.host || /\s|\//.test(given.host)) {
+    throw new InvalidInputError(`registry.host ${JSON.stringify(given.host)} must be a host[:port] without a path`);
+  }
+  return {
+    host: given.host,
+    pushHost: given.pushHost || given.host,
+    apiHost: ("apiHost" in given && given.apiHost) || given.host,
+    insecure: given.insecure ?? isConventionallyInsecure(given.host),
+    credentialsSecret: ("credentialsSecret" in given && given.credentialsSecret) || null,
+  };
+}
+
+/** Applies defaults and validates; throws `InvalidInputError` with the option's name when one is wrong. */
+export function resolveEngineConfig(
+  options: KubernetesEngineOptions,
+  env: Record<string, string | undefined>,
+): ResolvedEngineConfig {
+  const builder = options.builder ?? (env.KCE_BUILDER as BuilderKind | undefined) ?? "kaniko";
+  if (builder !== "kaniko" && builder !== "buildkit") {
+    throw new InvalidInputError(`builder must be "kaniko" or "buildkit", not ${JSON.stringify(builder)}`);
+  }
+  const buildkitMode = options.buildkitMode ?? (env.KCE_BUILDKIT_MODE as BuildkitMode | undefined) ?? "auto";
+  if (!["auto", "rootless", "privileged"].includes(buildkitMode)) {
+    throw new InvalidInputError(`buildkitMode must be "auto", "rootless" or "privileged"`);
+  }
+  const namespace = options.namespace ?? env.KCE_NAMESPACE ?? null;
+  if (namespace !== null && !DNS_LABEL.test(namespace)) {
+    throw new InvalidInputError(`namespace ${JSON.stringify(namespace)} is not a valid Kubernetes namespace name`);
+  }
+  const t = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const timeouts: Required<EngineTimeouts> = {
+    buildSeconds: positive("buildSeconds", t.buildSeconds),
+    builderTtlSeconds: positive("builderTtlSeconds", t.builderTtlSeconds, true),
+    runSeconds: positive("runSeconds", t.runSeconds, true),
+    imagePullGraceSeconds: positive("imagePullGraceSeconds", t.imagePullGraceSeconds, true),
+    unschedulableGraceSeconds: positive("unschedulableGraceSeconds", t.unschedulableGraceSeconds, true),
+    apiRequestMs: positive("apiRequestMs", t.apiRequestMs),
+  };
+  const instanceId = options.instanceId ?? `kce-${randomBytes(4).toString("hex")}`;
+  if (!LABEL_VALUE.test(instanceId)) {
+    throw new InvalidInputError(`instanceId ${JSON.stringify(instanceId)} is not a valid label value`);
+  }
+  for (const [key, value] of Object.entries(options.labels ?? {})) {
+    if (!LABEL_VALUE.test(value)) throw new InvalidInputError(`label ${key}=${value}: not a valid label value`);
+  }
+  const credentialsJson = env.CONTAINER_ENGINE_REGISTRY_CREDENTIALS;
+  return {
+    namespace,
+    builder,
+    buildkitMode,
+    registry: resolveRegistry(options, env),
+    registryCredentials:
+      options.registryCredentials ?? (credentialsJson ? parseRegistryCredentials(credentialsJson) : null),
+    builderImages: {
+      kaniko: options.builderImages?.kaniko ?? env.KCE_KANIKO_IMAGE ?? DEFAULT_BUILDER_IMAGES.kaniko,
+      buildkit: options.builderImages?.buildkit ?? env.KCE_BUILDKIT_IMAGE ?? DEFAULT_BUILDER_IMAGES.buildkit,
+    },
+    timeouts,
+    instanceId,
+    labels: { ...options.labels },
+    serviceAccountName: options.serviceAccountName ?? null,
+    nodeSelector: { ...options.nodeSelector },
+    tolerations: [...(options.tolerations ?? [])],
+    builderResources: { ...options.builderResources },
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * KEP-1755 "local-registry-hosting": a ConfigMap in `kube-public` through which a cluster publishes its local
+ * registry. kind, minikube, k3d and our test cluster create it; reading it makes the engine zero-config there.
+ */
+import yaml from "js-yaml";
+import type { RegistryOptions } from "./config.js";
+import { isConventionallyInsecure } from "./config.js";
+
+export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-registry-hosting", key: "localRegistryHosting.v1" } as const;
+
+/**
+ * Maps the ConfigMap's `localRegistryHosting.v1` document onto our registry options: image names use the
+ * address the nodes' runtime pulls from, builders push to the one reachable from pods, and this client talks
+ * to `host`. Returns null when the document names no host.
+ */
+export function registryFromLocalRegistryHosting(document: string): RegistryOptions | null {
+  const parsed = yaml.load(document) as Record<string, unknown> | null;
+  const text = (key: string): string | undefined => {
+    const value = parsed?.[key];
+    return typeof value === "string" && value.length > 0 ? value : undefined;
+  };
+  const host = text("host");
+  const runtime = text("hostFromContainerRuntime") ?? host;
+  if (!runtime) return null;
+  return {
+    host: runtime,
+    pushHost: text("hostFromClusterNetwork") ?? runtime,
+    apiHost: host ?? runtime,
+    insecure: isConventionallyInsecure(runtime) || isConventionallyInsecure(host ?? runtime),
+  };
+}
