@@ -1,0 +1,192 @@
+/**
+ * Streams a byte source into a container's stdin over the websocket API (attach or exec) with bounded
+ * memory: the source is read only while less than `highWaterMark` bytes are in flight. Negotiates
+ * `v5.channel.k8s.io` (stdin can be closed on its own) and falls back to `v4.channel.k8s.io`, where closing
+ * stdin means closing the session (for exec the exit status is then lost: `exitCode` null).
+ */
+import type { Readable } from "node:stream";
+import { closeFrame, encodeFrame, parseExecStatus, PROTOCOL_V4, PROTOCOL_V5, STATUS, STDERR, STDIN, STDOUT, supportsHalfClose, type ExecStatus, type Frame } from "./channel.js";
+import type { KubeClient } from "./client.js";
+import { ChannelSession, type KeepAliveOptions } from "./session.js";
+
+/** Largest stdin message, bytes. */
+const MAX_FRAME = 128 * 1024;
+
+/** Common options of {@link attachStdin} and {@link execInPod}. */
+export interface StdinTarget extends KeepAliveOptions {
+  /** Default: the client's namespace. */
+  namespace?: string;
+  pod: string;
+  container: string;
+  /** Called after each chunk with the total of payload bytes handed to the socket. */
+  onProgress?: (bytesSent: number) => void;
+  /** Aborting closes the socket; the call rejects with CancelledError. */
+  signal?: AbortSignal;
+  /** Bytes in flight before reading pauses (default 4 MiB). */
+  highWaterMark?: number;
+}
+
+/** What a stdin transfer did. */
+export interface StdinResult {
+  /** Payload bytes written to the socket (all of the source on success). */
+  bytesSent: number;
+  /** The agreed subprotocol: `v5.channel.k8s.io` or `v4.channel.k8s.io`. */
+  protocol: string;
+}
+
+/** Options of {@link attachStdin}. */
+export interface AttachOptions extends StdinTarget {
+  /** The bytes to deliver; EOF closes the container's stdin. */
+  source: Readable | AsyncIterable<Uint8Array>;
+  /**
+   * After stdin is closed, wait this long for the server to end the session before closing it ourselves,
+   * ms (default 30 000). Closing early could drop stdin still buffered between API server and kubelet.
+   */
+  sessionEndTimeoutMs?: number;
+}
+
+/** Options of {@link execInPod}. */
+export interface ExecOptions extends StdinTarget {
+  command: string[];
+  /** Fed to the command's stdin, then closed; no stdin when absent. */
+  source?: Readable | AsyncIterable<Uint8Array>;
+  /** Keep at most this many bytes of stdout and of stderr (the last ones), default 1 MiB. */
+  maxOutputBytes?: number;
+}
+
+/** What a command did. */
+export interface ExecResult extends StdinResult {
+  /** 0, the non-zero exit code, or null when unknown (v4 with stdin, or the command did not run). */
+  exitCode: number | null;
+  status: ExecStatus | null;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Keeps the last `limit` bytes written. */
+class TailBuffer {
+  private parts: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly limit: number) {}
+  push(b: Buffer): void {
+    this.parts.push(Buffer.from(b));
+    this.size += b.length;
+    while (this.size - (this.parts[0]?.length ?? 0) >= this.limit && this.parts.length > 1) {
+      this.size -= this.parts.shift()?.length ?? 0;
+    }
+  }
+  value(): Buffer {
+    const all = Buffer.concat(this.parts);
+    return all.subarray(Math.max(0, all.length - this.limit));
+  }
+}
+
+function podPath(client: KubeClient, t: StdinTarget, sub: string): string {
+  const ns = encodeURIComponent(t.namespace ?? client.namespace);
+  return `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(t.pod)}/${sub}`;
+}
+
+/** Pumps the source into channel 0 with backpressure; returns the bytes sent. */
+async function pump(session: ChannelSession, source: AsyncIterable<Uint8Array>, onProgress?: (n: number) => void): Promise<number> {
+  let sent = 0;
+  for await (const chunk of source) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (let off = 0; off < buf.length; off += MAX_FRAME) {
+      const piece = buf.subarray(off, Math.min(buf.length, off + MAX_FRAME));
+      session.send(encodeFrame(STDIN, piece));
+      sent += piece.length;
+      await session.belowHighWater();
+    }
+    onProgress?.(sent);
+  }
+  await session.flushed();
+  return sent;
+}
+
+/** Waits for `ended`, at most `ms`; then closes normally. */
+async function endWithin(session: ChannelSession, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((r) => {
+    timer = setTimeout(r, ms);
+  });
+  try {
+    await Promise.race([session.ended, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+  session.close();
+  await session.ended;
+}
+
+/**
+ * Attaches to a container started with `stdin: true, stdinOnce: true` and streams `source` into its stdin,
+ * then closes it (v5: close frame; v4: by closing the session).
+ * @throws KubernetesApiError (refused, unreachable, dead keepalive, session closed early); CancelledError.
+ */
+export async function attachStdin(client: KubeClient, options: AttachOptions): Promise<StdinResult> {
+  const ws = await client.openWebSocket({
+    verb: "create",
+    resource: "pods/attach",
+    name: options.pod,
+    path: podPath(client, options, "attach"),
+    query: { container: options.container, stdin: "true", stdout: "false", stderr: "false", tty: "false" },
+    protocols: [PROTOCOL_V5, PROTOCOL_V4],
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const session = new ChannelSession(ws, { ...options, description: `attach to pod "${options.pod}"` });
+  try {
+    const bytesSent = await pump(session, options.source, options.onProgress);
+    if (supportsHalfClose(session.protocol)) {
+      session.send(closeFrame(STDIN));
+      await session.flushed();
+      await endWithin(session, options.sessionEndTimeoutMs ?? 30_000);
+    } else {
+      session.close();
+      await session.ended;
+    }
+    return { bytesSent, protocol: session.protocol };
+  } catch (err) {
+    session.fail(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
+}
+
+/**
+ * Runs a command in a container (no TTY), optionally feeding `source` to its stdin, and collects its
+ * output and exit status (channel 3).
+ * @throws KubernetesApiError (refused, unreachable, dead keepalive); CancelledError.
+ */
+export async function execInPod(client: KubeClient, options: ExecOptions): Promise<ExecResult> {
+  const stdout = new TailBuffer(options.maxOutputBytes ?? 1024 * 1024);
+  const stderr = new TailBuffer(options.maxOutputBytes ?? 1024 * 1024);
+  let status: ExecStatus | null = null;
+  const onFrame = (f: Frame): void => {
+    if (f.channel === STDOUT) stdout.push(f.data);
+    else if (f.channel === STDERR) stderr.push(f.data);
+    else if (f.channel === STATUS) status = parseExecStatus(f.data);
+  };
+  const ws = await client.openWebSocket({
+    verb: "create",
+    resource: "pods/exec",
+    name: options.pod,
+    path: podPath(client, options, "exec"),
+    query: { container: options.container, command: options.command, stdin: options.source ? "true" : "false", stdout: "true", stderr: "true", tty: "false" },
+    protocols: [PROTOCOL_V5, PROTOCOL_V4],
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const session = new ChannelSession(ws, { ...options, onFrame, description: `exec in pod "${options.pod}"` });
+  let bytesSent = 0;
+  try {
+    if (options.source) {
+      bytesSent = await pump(session, options.source, options.onProgress);
+      if (supportsHalfClose(session.protocol)) session.send(closeFrame(STDIN));
+      else session.close();
+    }
+    await session.ended;
+  } catch (err) {
+    session.fail(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
+  const st = status as ExecStatus | null;
+  return { bytesSent, protocol: session.protocol, exitCode: st?.exitCode ?? null, status: st, stdout: stdout.value(), stderr: stderr.value() };
+}
