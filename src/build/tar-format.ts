@@ -1,0 +1,196 @@
+/**
+ * The deterministic tar writer behind the build context: ustar headers (PAX records only for long names,
+ * long link targets and files ≥ 8 GiB), mtime 0, uid/gid 0, empty uname/gname, no archive padding beyond the
+ * two end blocks. Pure encoding plus one async generator that reads file content in bounded chunks, so the
+ * consumer's pace drives the reads (backpressure through `Readable.from`).
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import { InvalidInputError } from "../errors.js";
+
+/** One normalized entry of a build context. */
+export interface ContextEntry {
+  /** Relative POSIX path, no leading "./", no trailing "/". */
+  path: string;
+  type: "file" | "directory" | "symlink";
+  /** Permission bits only: 0o644/0o755 for files, 0o755 for directories, 0o777 for symlinks. */
+  mode: number;
+  /** Content size in bytes (0 for directories and symlinks). */
+  size: number;
+  /** Symlink target, stored as is. */
+  linkname?: string;
+  /** Where the content of a file is read from: a file on disk, at a byte offset. */
+  source?: { file: string; offset: number };
+}
+
+const BLOCK = 512;
+const MAX_OCTAL_11 = 0o77777777777;
+/** Bytes read from disk per chunk: bounded, so memory stays flat whatever the file size. */
+const READ_CHUNK = 256 * 1024;
+const ZERO = Buffer.alloc(2 * BLOCK);
+
+/** The typeflag of a tar header. */
+type TypeFlag = "0" | "2" | "5" | "x";
+
+function octal(value: number, width: number): string {
+  return value.toString(8).padStart(width - 1, "0") + "\0";
+}
+
+function headerBlock(name: string, typeflag: TypeFlag, mode: number, size: number, linkname: string): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  b.write(name, 0, 100, "utf8");
+  b.write(octal(mode, 8), 100, "ascii");
+  b.write(octal(0, 8), 108, "ascii"); // uid
+  b.write(octal(0, 8), 116, "ascii"); // gid
+  b.write(octal(size, 12), 124, "ascii");
+  b.write(octal(0, 12), 136, "ascii"); // mtime
+  b.write("        ", 148, "ascii"); // checksum placeholder: 8 spaces
+  b.write(typeflag, 156, "ascii");
+  b.write(linkname, 157, 100, "utf8");
+  b.write("ustar\u000000", 257, "ascii"); // magic "ustar\0" + version "00"
+  b.write(octal(0, 8), 329, "ascii"); // devmajor
+  b.write(octal(0, 8), 337, "ascii"); // devminor
+  let sum = 0;
+  for (const byte of b) sum += byte;
+  b.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "ascii");
+  return b;
+}
+
+/** One PAX record, `"<len> <key>=<value>\n"`, where len counts the whole record including itself. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  const bodyBytes = Buffer.byteLength(body);
+  let len = bodyBytes + 1;
+  while (String(len).length + bodyBytes !== len) len = String(len).length + bodyBytes;
+  return `${len}${body}`;
+}
+
+function padding(size: number): Buffer | null {
+  const rest = size % BLOCK;
+  return rest === 0 ? null : ZERO.subarray(0, BLOCK - rest);
+}
+
+/** The header block(s) of one entry, PAX-extended when a field does not fit ustar. */
+export function encodeEntryHeader(entry: ContextEntry): Buffer {
+  const name = entry.type === "directory" ? `${entry.path}/` : entry.path;
+  const linkname = entry.linkname ?? "";
+  const typeflag: TypeFlag = entry.type === "file" ? "0" : entry.type === "directory" ? "5" : "2";
+  const size = entry.type === "file" ? entry.size : 0;
+  let records = "";
+  if (Buffer.byteLength(name) > 100) records += paxRecord("path", name);
+  if (Buffer.byteLength(linkname) > 100) records += paxRecord("linkpath", linkname);
+  if (size > MAX_OCTAL_11) records += paxRecord("size", String(size));
+  const main = headerBlock(name, typeflag, entry.mode, size > MAX_OCTAL_11 ? 0 : size, linkname);
+  if (records === "") return main;
+  const pax = Buffer.from(records, "utf8");
+  const parts = [headerBlock("././@PaxHeader", "x", 0o644, pax.length, ""), pax];
+  const pad = padding(pax.length);
+  if (pad) parts.push(pad);
+  parts.push(main);
+  return Buffer.concat(parts);
+}
+
+/** Exact size in bytes of the tar that {@link tarChunks} produces for these entries. */
+export function tarSize(entries: readonly ContextEntry[]): number {
+  let total = 2 * BLOCK;
+  for (const e of entries) {
+    total += encodeEntryHeader(e).length;
+    if (e.type === "file") total += Math.ceil(e.size / BLOCK) * BLOCK;
+  }
+  return total;
+}
+
+/** Keeps one file handle open while consecutive entries read from the same file (the tar spool). */
+class HandleCache {
+  private path: string | null = null;
+  private handle: FileHandle | null = null;
+  async get(path: string): Promise<FileHandle> {
+    if (this.handle && this.path === path) return this.handle;
+    await this.close();
+    this.handle = await open(path, "r");
+    this.path = path;
+    return this.handle;
+  }
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    this.path = null;
+    if (h) await h.close();
+  }
+}
+
+async function* fileContent(entry: ContextEntry, handles: HandleCache): AsyncGenerator<Buffer> {
+  const source = entry.source;
+  if (!source) throw new InvalidInputError(`context entry ${JSON.stringify(entry.path)} has no content source`);
+  let handle: FileHandle;
+  try {
+    handle = await handles.get(source.file);
+  } catch (cause) {
+    throw new InvalidInputError(`cannot read ${JSON.stringify(entry.path)} of the build context: ${String(cause)}`, {
+      cause,
+    });
+  }
+  let done = 0;
+  while (done < entry.size) {
+    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, entry.size - done));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, source.offset + done);
+    if (bytesRead === 0) {
+      throw new InvalidInputError(
+        `${JSON.stringify(entry.path)} shrank while the build context was being read (${done} of ${entry.size} bytes)`,
+      );
+    }
+    done += bytesRead;
+    yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+  }
+}
+
+/**
+ * The tar archive of `entries`, in the given order, as chunks of at most 256 KiB. File content is read only
+ * when the consumer asks for the next chunk, so memory does not grow with the context.
+ */
+export async function* tarChunks(entries: readonly ContextEntry[]): AsyncGenerator<Buffer> {
+  const handles = new HandleCache();
+  try {
+    for (const entry of entries) {
+      yield encodeEntryHeader(entry);
+      if (entry.type !== "file") continue;
+      yield* fileContent(entry, handles);
+      const pad = padding(entry.size);
+      if (pad) yield Buffer.from(pad);
+    }
+    yield Buffer.from(ZERO);
+  } finally {
+    await handles.close();
+  }
+}
+
+/** Normalized permission bits, as git records them: executable or not. */
+export function normalizeMode(type: ContextEntry["type"], mode: number): number {
+  if (type === "directory") return 0o755;
+  if (type === "symlink") return 0o777;
+  return (mode & 0o111) !== 0 ? 0o755 : 0o644;
+}
+
+/**
+ * Sorts entries by path and adds every missing parent directory (0755), so that the same tree gives the same
+ * bytes whatever the order or completeness of its listing. Throws `InvalidInputError` when a path is used both
+ * as a directory and as something else.
+ */
+export function normalizeEntries(entries: Iterable<ContextEntry>): ContextEntry[] {
+  const byPath = new Map<string, ContextEntry>();
+  for (const e of entries) byPath.set(e.path, e);
+  for (const e of [...byPath.values()]) {
+    let slash = e.path.lastIndexOf("/");
+    while (slash > 0) {
+      const parent = e.path.slice(0, slash);
+      const existing = byPath.get(parent);
+      if (existing && existing.type !== "directory") {
+        throw new InvalidInputError(
+          `build context entry ${JSON.stringify(e.path)} lies under ${JSON.stringify(parent)}, which is a ${existing.type}`,
+        );
+      }
+      if (!existing) byPath.set(parent, { path: parent, type: "directory", mode: 0o755, size: 0 });
+      slash = parent.lastIndexOf("/");
+    }
+  }
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
