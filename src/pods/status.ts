@@ -10,7 +10,8 @@
  *    StartError → 127/126 like `docker run`).
  * 4. pod phase `Failed`/`Succeeded` without a terminated main container → exited (125 if it never started).
  * 5. a terminal waiting reason (image pull past the pull grace, invalid image name at once, config errors
- *    past the config grace, `Unschedulable` past its grace) → exited 125 (127/126 for a missing command).
+ *    past the config grace, `Unschedulable` past its grace) → exited 125 (127/126 for a RunContainerError
+ *    about a missing or non-executable command).
  * 6. main container running → running; anything else → created (with `waiting` saying why).
  * A pod that is `gone` (deleted from the API) and not yet terminal → exited 137, failure `deleted`.
  */
@@ -196,7 +197,7 @@ function failedInitContainer(pod: V1Pod): Outcome | null {
 /** Docker's codes for a command that could not be invoked (126) or found (127); null when neither. */
 function invocationExitCode(message: string | null | undefined): number | null {
   if (!message) return null;
-  if (/not found|no such file or directory/i.test(message)) return EXIT_NOT_FOUND;
+  if (/executable file not found|no such file or directory/i.test(message)) return EXIT_NOT_FOUND;
   if (/permission denied|exec format error/i.test(message)) return EXIT_CANNOT_INVOKE;
   return null;
 }
@@ -246,7 +247,9 @@ function stuck(pod: V1Pod, main: V1ContainerStatus | undefined, options: StatusO
       return exited(EXIT_ENGINE_ERROR, text, "image-pull");
     }
     if (CREATE_CONFIG_REASONS.includes(reason) && pastGrace(started, options.configGraceSeconds ?? 0)) {
-      return exited(invocationExitCode(waiting?.message) ?? EXIT_ENGINE_ERROR, text, "create-config");
+      // Only RunContainerError is about the command; other config errors ("secret … not found") are engine errors.
+      const code = reason === "RunContainerError" ? invocationExitCode(waiting?.message) : null;
+      return exited(code ?? EXIT_ENGINE_ERROR, text, "create-config");
     }
   }
   const scheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
