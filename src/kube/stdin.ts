@@ -184,8 +184,11 @@ export async function execInPod(client: KubeClient, options: ExecOptions): Promi
     }
     await session.ended;
   } catch (err) {
-    session.fail(err instanceof Error ? err : new Error(String(err)));
-    throw err;
+    // A command that exits without reading all of its stdin ends the session early: that is its result.
+    if (status === null) {
+      session.fail(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
   }
   const st = status as ExecStatus | null;
   return { bytesSent, protocol: session.protocol, exitCode: st?.exitCode ?? null, status: st, stdout: stdout.value(), stderr: stderr.value() };
