@@ -71,12 +71,41 @@ export interface KubernetesEngineOptions {
   log?: (message: string) => void;
 }
 
+/** The registry as the engine uses it, with every address resolved. */
+export interface ResolvedRegistry {
+  /** Image names without a host resolve here; nodes pull from here. */
+  host: string;
+  /** Builder pods push here. */
+  pushHost: string;
+  /** This client reads the registry API here. */
+  apiHost: string;
+  insecure: boolean;
+  credentialsSecret: string | null;
+}
+
+/** Fills in the defaults of registry options; throws `InvalidInputError` for a malformed host. */
+export function resolveRegistry(given: RegistryOptions): ResolvedRegistry {
+  for (const [name, host] of [["host", given.host], ["pushHost", given.pushHost], ["apiHost", given.apiHost]] as const) {
+    if (host !== undefined && (host === "" || /\s|\//.test(host))) {
+      throw new InvalidInputError(`registry.${name} ${JSON.stringify(host)} must be a host[:port] without a scheme or path`);
+    }
+  }
+  return {
+    host: given.host,
+    pushHost: given.pushHost || given.host,
+    apiHost: given.apiHost || given.host,
+    insecure: given.insecure ?? isConventionallyInsecure(given.host),
+    credentialsSecret: given.credentialsSecret || null,
+  };
+}
+
 /** Everything resolved except what needs the cluster (the registry may come from a ConfigMap). */
 export interface ResolvedEngineConfig {
   namespace: string | null;
   builder: BuilderKind;
   buildkitMode: BuildkitMode;
-  registry: Required<Omit<RegistryOptions, "credentialsSecret">> & { credentialsSecret: string | null } | null;
+  /** Null when not configured: the engine then reads the cluster's local-registry-hosting ConfigMap. */
+  registry: ResolvedRegistry | null;
   registryCredentials: RegistryCredentials | null;
   builderImages: { kaniko: string; buildkit: string };
   timeouts: Required<EngineTimeouts>;
@@ -90,7 +119,7 @@ export interface ResolvedEngineConfig {
 
 /** Public builder images; pin and mirror them for air-gapped clusters (`builderImages`, KCE_*_IMAGE). */
 export const DEFAULT_BUILDER_IMAGES = {
-  kaniko: "ghcr.io/osscontainertools/kaniko:v1.26.3",
+  kaniko: "ghcr.io/kaniko-build/dist/chainguard-dev-kaniko/executor:v1.25.5",
   buildkit: "docker.io/moby/buildkit:v0.32.2",
 } as const;
 
@@ -145,22 +174,17 @@ function positive(name: string, value: number, allowZero = false): number {
   return value;
 }
 
-function resolveRegistry(
+function registryFromOptionsOrEnv(
   options: KubernetesEngineOptions,
   env: Record<string, string | undefined>,
-): ResolvedEngineConfig["registry"] {
-  const given = options.registry ?? (env.KCE_REGISTRY ? { host: env.KCE_REGISTRY, pushHost: env.KCE_REGISTRY_PUSH } : null);
-  if (!given) return null;
-  if (!given.host || /\s|\//.test(given.host)) {
-    throw new InvalidInputError(`registry.host ${JSON.stringify(given.host)} must be a host[:port] without a path`);
-  }
-  return {
-    host: given.host,
-    pushHost: given.pushHost || given.host,
-    apiHost: ("apiHost" in given && given.apiHost) || given.host,
-    insecure: given.insecure ?? isConventionallyInsecure(given.host),
-    credentialsSecret: ("credentialsSecret" in given && given.credentialsSecret) || null,
-  };
+): ResolvedRegistry | null {
+  if (options.registry) return resolveRegistry(options.registry);
+  if (!env.KCE_REGISTRY) return null;
+  return resolveRegistry({
+    host: env.KCE_REGISTRY,
+    ...(env.KCE_REGISTRY_PUSH ? { pushHost: env.KCE_REGISTRY_PUSH } : {}),
+    ...(env.KCE_REGISTRY_SECRET ? { credentialsSecret: env.KCE_REGISTRY_SECRET } : {}),
+  });
 }
 
 /** Applies defaults and validates; throws `InvalidInputError` with the option's name when one is wrong. */
@@ -201,7 +225,7 @@ export function resolveEngineConfig(
     namespace,
     builder,
     buildkitMode,
-    registry: resolveRegistry(options, env),
+    registry: registryFromOptionsOrEnv(options, env),
     registryCredentials:
       options.registryCredentials ?? (credentialsJson ? parseRegistryCredentials(credentialsJson) : null),
     builderImages: {

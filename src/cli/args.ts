@@ -1,0 +1,218 @@
+/**
+ * Command-line parsing for `kce`: pure, so every accepted and rejected shape is unit-tested.
+ * Follows kubectl's conventions for the cluster flags (--namespace/-n, --context, --kubeconfig).
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A usage error: the CLI prints the message and the command's help, and exits 2. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command: CommandName | null,
+  ) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type CommandName = "build" | "run" | "inspect" | "images" | "push" | "gc" | "rpc" | "version";
+
+export interface GlobalFlags {
+  namespace?: string;
+  context?: string;
+  kubeconfig?: string;
+  registry?: string;
+  builder?: "kaniko" | "buildkit";
+  config?: string;
+  json: boolean;
+  quiet: boolean;
+}
+
+export interface ParsedCommand {
+  command: CommandName;
+  global: GlobalFlags;
+  /** The command's own flags, already checked. */
+  flags: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+  /** Everything after `--` (the container command for `run`). */
+  rest: string[];
+  help: boolean;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+const GLOBAL_OPTIONS: Options = {
+  namespace: { type: "string", short: "n" },
+  context: { type: "string" },
+  kubeconfig: { type: "string" },
+  registry: { type: "string" },
+  builder: { type: "string" },
+  config: { type: "string" },
+  json: { type: "boolean", default: false },
+  quiet: { type: "boolean", short: "q", default: false },
+  help: { type: "boolean", short: "h", default: false },
+};
+
+/** Each command's own options and how many positionals it takes. */
+export const COMMANDS: Record<CommandName, { options: Options; positionals: [number, number]; usage: string }> = {
+  build: {
+    options: {
+      tag: { type: "string", short: "t" },
+      file: { type: "string", short: "f" },
+      "build-arg": { type: "string", multiple: true },
+      label: { type: "string", multiple: true },
+      "cache-from": { type: "string", multiple: true },
+      platform: { type: "string" },
+      push: { type: "boolean", default: false },
+      "no-load": { type: "boolean", default: false },
+      memory: { type: "string" },
+    },
+    positionals: [1, 1],
+    usage:
+      "kce build <dir|-> -t <tag> [-f Dockerfile] [--build-arg K=V]… [--label k=v]… [--cache-from ref]…\n" +
+      "          [--platform os/arch] [--builder kaniko|buildkit] [--push] [--json]\n" +
+      "  Builds <dir> (or a tar on stdin with '-') in a builder pod; the image lands in the registry.",
+  },
+  run: {
+    options: {
+      publish: { type: "string", short: "p", multiple: true },
+      env: { type: "string", short: "e", multiple: true },
+      rm: { type: "boolean", default: false },
+      user: { type: "string", short: "u" },
+      detach: { type: "boolean", short: "d", default: false },
+    },
+    positionals: [1, 1],
+    usage:
+      "kce run <image> [-p [addr:]local:container]… [-e K=V]… [-u uid] [--rm] [-d] [-- command…]\n" +
+      "  Runs <image> as a pod, streams its logs, exits with its exit code (-d: print the pod name and return).",
+  },
+  inspect: { options: {}, positionals: [1, 1], usage: "kce inspect <image>\n  Prints the image config as JSON." },
+  images: { options: {}, positionals: [0, 0], usage: "kce images\n  Lists the images in the engine's registry." },
+  push: { options: {}, positionals: [1, 1], usage: "kce push <image>\n  Pushes <image> through an in-cluster builder." },
+  gc: {
+    options: {
+      "older-than": { type: "string" },
+      "dry-run": { type: "boolean", default: false },
+      all: { type: "boolean", default: false },
+    },
+    positionals: [0, 0],
+    usage:
+      "kce gc [--older-than 1h] [--all] [--dry-run]\n" +
+      "  Deletes what the engine created and crashed clients left behind (default: finished objects).",
+  },
+  rpc: { options: {}, positionals: [0, 0], usage: "kce rpc\n  Line-delimited JSON on stdin/stdout (for the Python adapter)." },
+  version: { options: {}, positionals: [0, 0], usage: "kce version" },
+};
+
+export const GLOBAL_USAGE =
+  "Usage: kce <command> [flags]\n\n" +
+  "Commands: build, run, inspect, images, push, gc, rpc, version\n\n" +
+  "Flags for every command:\n" +
+  "  -n, --namespace NS     namespace (default: the context's, else default)\n" +
+  "      --context NAME     kubeconfig context\n" +
+  "      --kubeconfig FILE  kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)\n" +
+  "      --registry HOST    registry for images without a host (default: $KCE_REGISTRY or the cluster's\n" +
+  "                         local-registry-hosting ConfigMap)\n" +
+  "      --builder NAME     kaniko or buildkit\n" +
+  "      --config FILE      YAML config file (default: $KCE_CONFIG, ~/.config/kce/config.yaml)\n" +
+  "      --json             machine-readable events, one JSON object per line\n" +
+  "  -q, --quiet            no progress lines\n" +
+  "  -h, --help             help for a command\n\n" +
+  "Exit codes: 0 ok, 1 engine error, 2 usage error; `run` exits with the container's code.";
+
+function isCommand(word: string | undefined): word is CommandName {
+  return word !== undefined && Object.hasOwn(COMMANDS, word);
+}
+
+/** Parses `argv` (without node and the script). Throws UsageError for anything malformed. */
+export function parseCommandLine(argv: string[]): ParsedCommand {
+  const dashDash = argv.indexOf("--");
+  const head = dashDash >= 0 ? argv.slice(0, dashDash) : argv;
+  const rest = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
+  const commandIndex = head.findIndex((word) => !word.startsWith("-"));
+  const word = commandIndex >= 0 ? head[commandIndex] : undefined;
+  if (!isCommand(word)) {
+    if (head.includes("--help") || head.includes("-h") || head.length === 0) {
+      return { command: "version", global: { json: false, quiet: false }, flags: {}, positionals: [], rest, help: true };
+    }
+    throw new UsageError(word ? `unknown command ${JSON.stringify(word)}` : "no command given", null);
+  }
+  const spec = COMMANDS[word];
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...head.slice(0, commandIndex), ...head.slice(commandIndex + 1)],
+      options: { ...GLOBAL_OPTIONS, ...spec.options },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message, word);
+  }
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  const help = values.help === true;
+  if (!help) checkPositionals(word, parsed.positionals, spec.positionals);
+  if (rest.length > 0 && word !== "run") throw new UsageError(`"--" is only allowed for run`, word);
+  const builder = values.builder;
+  if (builder !== undefined && builder !== "kaniko" && builder !== "buildkit") {
+    throw new UsageError(`--builder must be kaniko or buildkit, not ${JSON.stringify(builder)}`, word);
+  }
+  if (word === "build" && !help && typeof values.tag !== "string") throw new UsageError("build needs -t <tag>", word);
+  const flags: ParsedCommand["flags"] = {};
+  for (const name of Object.keys(spec.options)) flags[name] = values[name];
+  return {
+    command: word,
+    global: {
+      namespace: values.namespace as string | undefined,
+      context: values.context as string | undefined,
+      kubeconfig: values.kubeconfig as string | undefined,
+      registry: values.registry as string | undefined,
+      builder: builder as GlobalFlags["builder"],
+      config: values.config as string | undefined,
+      json: values.json === true,
+      quiet: values.quiet === true,
+    },
+    flags,
+    positionals: parsed.positionals,
+    rest,
+    help,
+  };
+}
+
+function checkPositionals(command: CommandName, given: string[], [min, max]: [number, number]): void {
+  if (given.length < min) throw new UsageError(`${command} needs ${min} argument${min === 1 ? "" : "s"}`, command);
+  if (given.length > max) {
+    throw new UsageError(`${command}: unexpected argument ${JSON.stringify(given[max])}`, command);
+  }
+}
+
+/**
+ * Splits `K=V` (for --build-arg, --label, -e); a missing "=" is a usage error naming the flag. With `env`,
+ * a bare `K` takes its value from it, as docker does for `-e K` and `--build-arg K`.
+ */
+export function parseKeyValues(
+  flag: string,
+  items: string[] | undefined,
+  env?: Record<string, string | undefined>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items ?? []) {
+    const eq = item.indexOf("=");
+    if (eq < 0 && env && item.length > 0) {
+      out[item] = env[item] ?? "";
+    } else if (eq <= 0) {
+      throw new UsageError(`--${flag} ${JSON.stringify(item)}: expected KEY=VALUE`, null);
+    } else {
+      out[item.slice(0, eq)] = item.slice(eq + 1);
+    }
+  }
+  return out;
+}
+
+/** Parses a duration such as "90s", "15m", "2h", "1d" into seconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)([smhd])$/.exec(text);
+  if (!match) throw new UsageError(`bad duration ${JSON.stringify(text)}: use e.g. 90s, 15m, 2h, 1d`, null);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "s" | "m" | "h" | "d"];
+  return Number(match[1]) * unit;
+}

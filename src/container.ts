@@ -1,0 +1,289 @@
+/**
+ * The contract's Container over one pod. Status is a snapshot (`reload()`); every wait is the one watch
+ * (`waitFor`); logs come from the one log follower. Kubernetes has no signal API, so `kill`/`stop` delete the
+ * pod with a grace period — after arranging to keep its final state and its log, which the contract promises
+ * stay readable.
+ */
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Container, ContainerStatus, LogOptions } from "./contract.js";
+import { ContainerNotFoundError, DeadlineExceededError, KubernetesApiError } from "./errors.js";
+import type { KubeClient } from "./kube/client.js";
+import { followLogs, formatLogLine, readLogs, type LogLine } from "./kube/logs.js";
+import { compareTimestamps } from "./kube/lines.js";
+import type { PortForward } from "./kube/port-forward.js";
+import { podsCollection, ResourceWatch, waitFor } from "./kube/watch.js";
+import { RUN_CONTAINER_NAME } from "./pods/run-pod.js";
+import { containerStateOf, type PodState, type StatusOptions } from "./pods/status.js";
+
+/** What a {@link PodContainer} needs; the engine supplies it. */
+export interface PodContainerInit {
+  client: KubeClient;
+  /** The pod as created or last seen. */
+  pod: V1Pod;
+  /** Grace periods for image pulls and scheduling, seconds. */
+  graces: Pick<StatusOptions, "pullGraceSeconds" | "unschedulableGraceSeconds">;
+  /** Delete the pod once it has exited (`run(…, {remove: true})`). */
+  removeOnExit?: boolean;
+  /** Warnings that must not be lost but must not throw (background cleanup). */
+  warn: (message: string) => void;
+  /** Injectable clock. */
+  now?: () => Date;
+}
+
+/** Most log bytes kept in memory for a killed or stopped container (the tail is kept). */
+const RETAINED_LOG_BYTES = 16 * 1024 * 1024;
+/** While the pod waits (pull, scheduling), re-evaluate grace periods this often even without events. */
+const GRACE_RECHECK_MS = 5_000;
+
+/** The contract's Container, backed by one pod. */
+export class PodContainer implements Container {
+  readonly id: string;
+  private readonly client: KubeClient;
+  private readonly init: PodContainerInit;
+  private pod: V1Pod;
+  private gone = false;
+  private removed = false;
+  private state: PodState;
+  /** The log captured before the pod went away (kill/stop); null while the kubelet still has it. */
+  private retainedLog: LogLine[] | null = null;
+  private forward: PortForward | null = null;
+  private boundPorts: Record<string, { host: string; port: number }> | undefined;
+  private readonly background = new AbortController();
+
+  constructor(init: PodContainerInit) {
+    this.init = init;
+    this.client = init.client;
+    this.pod = init.pod;
+    this.id = init.pod.metadata?.name ?? "";
+    this.state = this.evaluate(this.pod);
+  }
+
+  get status(): ContainerStatus {
+    return this.state.status;
+  }
+
+  get exitcode(): number | null {
+    return this.state.status === "exited" ? this.state.exitCode : 0;
+  }
+
+  /** Why the container ended when it did not simply exit, or what it waits for; null otherwise. */
+  get reason(): string | null {
+    return this.state.reason ?? this.state.waiting;
+  }
+
+  /** Where each container port was forwarded (kept after the forward ended, for the record). */
+  get ports(): Record<string, { host: string; port: number }> | undefined {
+    return this.boundPorts;
+  }
+
+  /** The full state snapshot (status, exit code, failure kind, …). */
+  get podState(): PodState {
+    return this.state;
+  }
+
+  async reload(): Promise<void> {
+    this.assertNotRemoved();
+    if (this.gone) return;
+    try {
+      this.observe(await this.readPod());
+    } catch (err) {
+      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) throw err;
+      this.observeGone(null);
+    }
+  }
+
+  async logs(options: LogOptions = {}): Promise<string> {
+    const lines = await this.collectLog(options.since);
+    return lines.map((l) => formatLogLine(l, options.timestamps === true)).join("");
+  }
+
+  async *streamLogs(options: LogOptions = {}): AsyncIterable<string> {
+    if (this.retainedLog || this.gone || this.removed) {
+      yield* (await this.collectLog(options.since)).map((l) => formatLogLine(l, options.timestamps === true));
+      return;
+    }
+    try {
+      for await (const line of followLogs(this.client, this.logTarget(options.since))) {
+        yield formatLogLine(line, options.timestamps === true);
+      }
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError)) throw err;
+    }
+  }
+
+  async kill(options: { signal?: string } = {}): Promise<void> {
+    const signal = (options.signal ?? "KILL").toUpperCase().replace(/^SIG/, "");
+    // SIGKILL has no grace; 1 s is the shortest grace that still lets the kubelet report the final state.
+    await this.terminate(signal === "KILL" || signal === "9" ? 1 : 30);
+  }
+
+  async stop(options: { timeout?: number } = {}): Promise<void> {
+    await this.terminate(Math.max(1, Math.round(options.timeout ?? 10)));
+  }
+
+  async wait(): Promise<{ exitCode: number }> {
+    this.assertNotRemoved();
+    await this.until((s) => s.terminal);
+    return { exitCode: this.state.exitCode ?? 0 };
+  }
+
+  async remove(): Promise<void> {
+    if (this.removed) return;
+    this.removed = true;
+    this.background.abort();
+    await this.closeForward();
+    if (!this.gone) await this.deletePod(0);
+  }
+
+  /** Starts forwarding; the forward ends when the container does. Called by the engine after `run`. */
+  attachForward(forward: PortForward): void {
+    this.forward = forward;
+    this.boundPorts = Object.fromEntries(
+      forward.ports.map((p) => [`${p.remotePort}/tcp`, { host: p.localAddress, port: p.localPort }]),
+    );
+    this.watchInBackground();
+  }
+
+  /** With `removeOnExit`, the pod is deleted as soon as it has exited. Called by the engine after `run`. */
+  watchInBackground(): void {
+    if (this.background.signal.aborted) return;
+    this.until((s) => s.terminal, this.background.signal)
+      .then(async () => {
+        await this.closeForward();
+        if (this.init.removeOnExit) await this.remove();
+      })
+      .catch((err: unknown) => {
+        if (!this.background.signal.aborted) this.init.warn(`container ${this.id}: ${String(err)}`);
+      });
+  }
+
+  /** Waits (by watch) until `predicate` holds for the state, re-checking grace periods while the pod waits. */
+  async until(predicate: (state: PodState) => boolean, signal?: AbortSignal): Promise<void> {
+    const watch = new ResourceWatch<V1Pod>(this.client, podsCollection(this.client.namespace), {
+      fieldSelector: `metadata.name=${this.id}`,
+    });
+    while (!predicate(this.state) && !this.gone) {
+      const waiting = this.state.status === "created";
+      try {
+        const outcome = await waitFor(watch, (pod) => predicate(this.evaluate(pod)), {
+          name: this.id,
+          absentIsDeleted: true,
+          description: `container ${this.id}`,
+          ...(signal ? { signal } : {}),
+          ...(waiting ? { timeoutMs: GRACE_RECHECK_MS } : {}),
+        });
+        if (outcome.kind === "deleted") this.observeGone(outcome.object);
+        else this.observe(outcome.object);
+      } catch (err) {
+        if (!(waiting && err instanceof DeadlineExceededError)) throw err;
+        await this.reload();
+      }
+    }
+  }
+
+  private evaluate(pod: V1Pod, gone = false): PodState {
+    return containerStateOf(pod, {
+      now: (this.init.now ?? (() => new Date()))(),
+      ...this.init.graces,
+      containerName: RUN_CONTAINER_NAME,
+      gone,
+    });
+  }
+
+  private observe(pod: V1Pod): void {
+    this.pod = pod;
+    this.state = this.evaluate(pod);
+  }
+
+  private observeGone(lastSeen: V1Pod | null): void {
+    if (lastSeen) this.pod = lastSeen;
+    this.gone = true;
+    this.state = this.evaluate(this.pod, true);
+  }
+
+  /** Deletes the pod with `graceSeconds`, keeping its log and final state. No-op once exited or gone. */
+  private async terminate(graceSeconds: number): Promise<void> {
+    this.assertNotRemoved();
+    if (this.gone || this.state.terminal) return;
+    const capture = this.captureLog();
+    await this.deletePod(graceSeconds);
+    await this.until((s) => s.terminal);
+    this.retainedLog = await capture;
+    await this.closeForward();
+  }
+
+  /**
+   * Follows the whole log into memory (bounded) until the container ends; started before the delete so no
+   * line is lost when the pod object goes away with its log.
+   */
+  private async captureLog(): Promise<LogLine[]> {
+    const lines: LogLine[] = [];
+    let bytes = 0;
+    try {
+      for await (const line of followLogs(this.client, { ...this.logTarget(undefined), startTimeoutMs: 60_000 })) {
+        lines.push(line);
+        bytes += line.text.length + line.timestamp.length;
+        while (bytes > RETAINED_LOG_BYTES && lines.length > 1) {
+          const dropped = lines.shift();
+          bytes -= (dropped?.text.length ?? 0) + (dropped?.timestamp.length ?? 0);
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof ContainerNotFoundError)) this.init.warn(`container ${this.id}: log capture: ${String(err)}`);
+    }
+    return lines;
+  }
+
+  private async collectLog(since: string | undefined): Promise<LogLine[]> {
+    const keep = (l: LogLine): boolean => since === undefined || compareTimestamps(l.timestamp, since) >= 0;
+    if (this.retainedLog) return this.retainedLog.filter(keep);
+    if (this.gone || this.removed) return [];
+    try {
+      return await readLogs(this.client, this.logTarget(since));
+    } catch (err) {
+      // 404: the pod is gone; 400: its container has not started yet. Either way there is no log to read.
+      if (err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 400)) return [];
+      throw err;
+    }
+  }
+
+  private logTarget(since: string | undefined): { pod: string; container: string; sinceTime?: string } {
+    return { pod: this.id, container: RUN_CONTAINER_NAME, ...(since ? { sinceTime: since } : {}) };
+  }
+
+  private async readPod(): Promise<V1Pod> {
+    return this.client.call(
+      "get",
+      "pods",
+      (o) => this.client.core.readNamespacedPod({ name: this.id, namespace: this.client.namespace }, o),
+      { name: this.id },
+    );
+  }
+
+  private async deletePod(gracePeriodSeconds: number): Promise<void> {
+    try {
+      await this.client.call(
+        "delete",
+        "pods",
+        (o) =>
+          this.client.core.deleteNamespacedPod(
+            { name: this.id, namespace: this.client.namespace, gracePeriodSeconds },
+            o,
+          ),
+        { name: this.id },
+      );
+    } catch (err) {
+      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) throw err;
+    }
+  }
+
+  private async closeForward(): Promise<void> {
+    const forward = this.forward;
+    this.forward = null;
+    await forward?.close();
+  }
+
+  private assertNotRemoved(): void {
+    if (this.removed) throw new ContainerNotFoundError(`container ${this.id} was removed`);
+  }
+}

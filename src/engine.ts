@@ -1,0 +1,229 @@
+/**
+ * KubernetesEngine: wires configuration, the Kubernetes client, the registry client, the builder and the pod
+ * container together. No spec or status logic lives here (see pods/ and build/).
+ */
+import { randomBytes } from "node:crypto";
+import { KubeConfig, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { Builder, type BuildStream } from "./build/builder.js";
+import {
+  resolveEngineConfig,
+  resolveRegistry,
+  type KubernetesEngineOptions,
+  type RegistryOptions,
+  type ResolvedEngineConfig,
+  type ResolvedRegistry,
+} from "./config.js";
+import { PodContainer } from "./container.js";
+import type { BuildOptions, ContainerEngine, RunOptions } from "./contract.js";
+import { ContainerEngineError, InvalidInputError, KubernetesApiError } from "./errors.js";
+import { formatImageReference, resolveImageReference, type Image } from "./image.js";
+import { KubeClient } from "./kube/client.js";
+import { forwardPorts } from "./kube/port-forward.js";
+import { engineAnnotations, engineLabels } from "./pods/labels.js";
+import { parsePortBindings } from "./pods/ports.js";
+import { runPodSpec } from "./pods/run-pod.js";
+import { RegistryClient } from "./registry/client.js";
+import { inspectImage, listImages } from "./registry/inspect.js";
+import { LOCAL_REGISTRY_HOSTING, registryFromLocalRegistryHosting } from "./registry-hosting.js";
+
+/** repo2docker's ContainerEngine on Kubernetes. Construction is cheap and does no I/O. */
+export class KubernetesEngine implements ContainerEngine {
+  readonly stringOutput = true as const;
+  readonly config: ResolvedEngineConfig;
+  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
+  private readonly log: (message: string) => void;
+  private registryPromise: Promise<ResolvedRegistry> | null = null;
+  private registryClientInstance: RegistryClient | null = null;
+
+  /** @throws InvalidInputError for a bad option (nothing is sent anywhere). */
+  constructor(options: KubernetesEngineOptions = {}, env: Record<string, string | undefined> = process.env) {
+    this.config = resolveEngineConfig(options, env);
+    this.log = options.log ?? ((message) => process.stderr.write(`kce: ${message}\n`));
+    this.kubeConfig = options.kubeConfig ?? loadDefaultKubeConfig();
+    const namespace = this.config.namespace ?? contextNamespace(this.kubeConfig) ?? "default";
+    this.client = new KubeClient({
+      kubeConfig: this.kubeConfig,
+      namespace,
+      callTimeoutMs: this.config.timeouts.apiRequestMs,
+    });
+  }
+
+  get namespace(): string {
+    return this.client.namespace;
+  }
+
+  build(options: BuildOptions): BuildStream {
+    return this.builder().build(options);
+  }
+
+  push(ref: string): AsyncIterable<string> {
+    return this.builder().push(ref);
+  }
+
+  async inspectImage(ref: string): Promise<Image | null> {
+    const registry = await this.registry();
+    return inspectImage(this.registryClient(registry), ref, { defaultRegistry: registry.host });
+  }
+
+  async images(): Promise<Image[]> {
+    const registry = await this.registry();
+    return listImages(this.registryClient(registry), registry.host);
+  }
+
+  /**
+   * Runs `ref` as a pod and resolves once its container started, or could never start (then `status` is
+   * `exited` with a non-zero `exitcode` and a `reason`). Ports are forwarded while the container runs.
+   * @throws InvalidInputError for bad options (nothing created); KubernetesApiError; CancelledError.
+   */
+  async run(ref: string, options: RunOptions = {}): Promise<PodContainer> {
+    const registry = await this.registry();
+    const image = formatImageReference(resolveImageReference(ref, registry.host));
+    const exposedPorts = options.publishAllPorts ? (await this.inspectImage(ref))?.config?.ExposedPorts : undefined;
+    const forwards = parsePortBindings(options.ports, {
+      publishAllPorts: options.publishAllPorts === true,
+      ...(exposedPorts ? { exposedPorts } : {}),
+    });
+    const pod = runPodSpec({
+      name: podName("run", ref),
+      namespace: this.namespace,
+      image,
+      run: options,
+      forwards,
+      labels: engineLabels({ instance: this.config.instanceId, role: "container", extra: this.config.labels }),
+      annotations: engineAnnotations({ createdAt: new Date(), image: ref, remove: options.remove === true }),
+      activeDeadlineSeconds: this.config.timeouts.runSeconds || null,
+      pullSecretName: registry.credentialsSecret,
+      nodeSelector: this.config.nodeSelector,
+      tolerations: this.config.tolerations,
+      ...(this.config.serviceAccountName ? { serviceAccountName: this.config.serviceAccountName } : {}),
+    });
+    const created = await this.client.call(
+      "create",
+      "pods",
+      (o) => this.client.core.createNamespacedPod({ namespace: this.namespace, body: pod }, o),
+      { name: pod.metadata?.name ?? "" },
+    );
+    const container = new PodContainer({
+      client: this.client,
+      pod: created,
+      graces: {
+        pullGraceSeconds: this.config.timeouts.imagePullGraceSeconds,
+        unschedulableGraceSeconds: this.config.timeouts.unschedulableGraceSeconds,
+      },
+      removeOnExit: options.remove === true,
+      warn: this.log,
+    });
+    try {
+      await container.until((s) => s.status !== "created", options.signal);
+      if (forwards.length > 0 && container.status === "running") {
+        const forward = await forwardPorts(this.client, {
+          pod: container.id,
+          ports: forwards.map((f) => ({ remotePort: f.containerPort, localPort: f.localPort, localAddress: f.localAddress })),
+          logger: { warn: this.log },
+        });
+        container.attachForward(forward);
+      } else if (options.remove) {
+        container.watchInBackground();
+      }
+    } catch (err) {
+      await container.remove().catch((cleanupErr: unknown) => this.log(`cleanup of ${container.id}: ${String(cleanupErr)}`));
+      throw err;
+    }
+    if (container.status === "exited" && container.reason) this.log(`container ${container.id}: ${container.reason}`);
+    return container;
+  }
+
+  /** The registry: configured, or published by the cluster (KEP-1755 `local-registry-hosting`). */
+  registry(): Promise<ResolvedRegistry> {
+    this.registryPromise ??= this.discoverRegistry().catch((err: unknown) => {
+      this.registryPromise = null;
+      throw err;
+    });
+    return this.registryPromise;
+  }
+
+  /** The registry HTTP client, with the push credentials for the registry's host. */
+  registryClient(registry: ResolvedRegistry): RegistryClient {
+    const credentials = this.config.registryCredentials;
+    const hostOptions = (host: string): { insecure: boolean; credentials: { username: string; password: string } | null; endpoint: string } => ({
+      insecure: registry.insecure,
+      endpoint: registry.apiHost,
+      credentials:
+        credentials && (credentials.registry === "" || sameHost(credentials.registry, host))
+          ? { username: credentials.username, password: credentials.password }
+          : null,
+    });
+    this.registryClientInstance ??= new RegistryClient({
+      hosts: { [registry.host]: hostOptions(registry.host) },
+    });
+    return this.registryClientInstance;
+  }
+
+  private builder(): Builder {
+    return new Builder({ engine: this, config: this.config, client: this.client, log: this.log });
+  }
+
+  private async discoverRegistry(): Promise<ResolvedRegistry> {
+    if (this.config.registry) return this.config.registry;
+    const given: RegistryOptions | null = await this.readLocalRegistryHosting();
+    if (!given) {
+      throw new InvalidInputError(
+        "no registry configured: pass registry.host (CLI --registry, env KCE_REGISTRY), or publish one in the " +
+          `cluster's ${LOCAL_REGISTRY_HOSTING.namespace}/${LOCAL_REGISTRY_HOSTING.name} ConfigMap (KEP-1755)`,
+      );
+    }
+    return resolveRegistry(given);
+  }
+
+  private async readLocalRegistryHosting(): Promise<RegistryOptions | null> {
+    const { namespace, name, key } = LOCAL_REGISTRY_HOSTING;
+    let configMap: V1ConfigMap;
+    try {
+      configMap = await this.client.call(
+        "get",
+        "configmaps",
+        (o) => this.client.core.readNamespacedConfigMap({ name, namespace }, o),
+        { name },
+      );
+    } catch (err) {
+      if (err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 403)) return null;
+      throw err;
+    }
+    const document = configMap.data?.[key];
+    return document ? registryFromLocalRegistryHosting(document) : null;
+  }
+}
+
+/** `kce-<purpose>-<repository tail>-<random>`: readable in `kubectl get pods`, unique, a valid DNS label. */
+export function podName(purpose: "run" | "build" | "push", ref: string): string {
+  const tail = ref.replace(/[@:].*$/, "").split("/").pop() ?? "";
+  const slug = tail.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 30);
+  return ["kce", purpose, slug, randomBytes(4).toString("hex")].filter(Boolean).join("-");
+}
+
+function sameHost(a: string, b: string): boolean {
+  const norm = (h: string): string => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "").toLowerCase();
+  return norm(a) === norm(b);
+}
+
+function loadDefaultKubeConfig(): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  try {
+    kubeConfig.loadFromDefault();
+  } catch (err) {
+    throw new ContainerEngineError(`cannot load a kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster): ${String(err)}`, {
+      cause: err,
+    });
+  }
+  if (!kubeConfig.getCurrentCluster()) {
+    throw new ContainerEngineError("the kubeconfig names no current cluster: set KUBECONFIG or pass --kubeconfig/--context");
+  }
+  return kubeConfig;
+}
+
+function contextNamespace(kubeConfig: KubeConfig): string | null {
+  return kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? null;
+}
+
+export type { ResolvedRegistry, V1Pod };
