@@ -29,14 +29,14 @@ export interface BuilderFailure {
 // Kaniko: cobra's "Error: error building image: …", logrus "level=error msg=…" / "ERRO[0001] …".
 // BuildKit: "#7 ERROR: …", "ERROR: …", "error: failed to solve: …".
 const ERROR_LINE =
-  /^(?:#\d+ )?ERROR:|^error:|^Error:|error building image:|failed to solve:|^level=(?:error|fatal)\b|^(?:ERRO|FATA)\[/;
+  /^(?:#\d+ )?ERROR:|^error:|^Error:|error building image:|failed to solve:|(?:^|\s)level=(?:error|fatal)\b|^(?:ERRO|FATA)\[/;
 const COMMAND_EXIT = /(?:exit code: |exit status )(\d+)\b/;
 const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
 
 function clean(line: string): string {
   let text = line.replace(ANSI, "").replace(/\r$/, "").trimEnd();
   text = text.replace(/^#\d+ (?=ERROR:)/, "");
-  const logrus = /^level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"/.exec(text);
+  const logrus = /(?:^|\s)level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"/.exec(text);
   if (logrus?.[1] !== undefined) text = logrus[1].replace(/\\(.)/g, "$1");
   return text.replace(/^(?:ERRO|FATA)\[\d+\] /, "").replace(/^Error: /, "");
 }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable, Transform, Writable, pipeline, type TransformCallback } from "node:stream";
 import { createGzip } from "node:zlib";
-import { InvalidInputError } from "../errors.js";
+import { ContainerEngineError, InvalidInputError } from "../errors.js";
 import { validateDockerfilePath } from "./build-options.js";
 import { listDirectory } from "./context-dir.js";
 import { readTarStream } from "./context-tar.js";
@@ -148,7 +148,7 @@ class PreparedContext implements BuildContext {
       });
       stream.once("error", reject);
       stream.once("close", () => {
-        if (!ended) reject(new InvalidInputError("the build context stream was closed before it ended"));
+        if (!ended) reject(new ContainerEngineError("the build context stream was closed before it ended"));
       });
     });
     done.catch(() => undefined); // observed: the caller may only read `stream`

@@ -59,6 +59,11 @@ describe("summarizeBuilderFailure", () => {
     expect(f.exitCode).toBe(3);
   });
 
+  it("reads logrus lines with a timestamp", () => {
+    const f = summarizeBuilderFailure('time="2025-01-01T00:00:00Z" level=fatal msg="GET \\"x\\": not found"', 1);
+    expect(f.summary).toBe('GET "x": not found');
+  });
+
   it("reads Kaniko's colored format too", () => {
     const f = summarizeBuilderFailure("\u001b[31mERRO\u001b[0m[0002] error building image: GET x: not found\n", 1);
     expect(f.summary).toBe("error building image: GET x: not found");

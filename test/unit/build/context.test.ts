@@ -144,6 +144,15 @@ describe("directory contexts", () => {
     expect(summary.tarBytes).toBe(ctx.tarBytes);
   });
 
+  it("rejects done when the consumer destroys the stream early, and can be opened again", async () => {
+    await files(dir, { Dockerfile: "FROM x\n", big: "z".repeat(2_000_000) });
+    const ctx = await createBuildContext({ path: dir });
+    const { stream, done } = ctx.open();
+    stream.once("data", () => stream.destroy());
+    await expect(done).rejects.toThrow(/closed before it ended/);
+    expect((await run(ctx)).summary.tarBytes).toBe(ctx.tarBytes);
+  });
+
   it("stores long names through PAX headers", async () => {
     const long = `${"d".repeat(60)}/${"e".repeat(60)}/${"f".repeat(80)}.txt`;
     await files(dir, { Dockerfile: "FROM x\n", [long]: "long" });
