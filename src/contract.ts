@@ -41,7 +41,14 @@ export interface BuildOptions {
   load?: boolean;
   /** Abort the build: the builder pod is deleted, and the iteration throws `CancelledError`. */
   signal?: AbortSignal;
+  /** Progress of the build besides the builder's output lines (context upload, phases). */
+  onProgress?: (progress: BuildProgress) => void;
 }
+
+/** Progress of a build, for CLIs and services (the yielded lines are the builder's own output). */
+export type BuildProgress =
+  | { kind: "context"; tarBytes: number; totalTarBytes: number; gzipBytes: number }
+  | { kind: "phase"; message: string };
 
 /** A port binding: a local port, `[localAddress, localPort]`, or null for "any free port". */
 export type PortBinding = string | number | [string, string | number] | null;

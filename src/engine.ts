@@ -13,14 +13,17 @@ import {
   type ResolvedEngineConfig,
   type ResolvedRegistry,
 } from "./config.js";
+import { collectGarbage, type GcOptions } from "./cleanup.js";
 import { PodContainer } from "./container.js";
+import type { CleanupAction } from "./pods/cleanup.js";
 import type { BuildOptions, ContainerEngine, RunOptions } from "./contract.js";
 import { ContainerEngineError, InvalidInputError, KubernetesApiError } from "./errors.js";
-import { formatImageReference, resolveImageReference, type Image } from "./image.js";
+import { formatImageReference, parseImageReference, resolveImageReference, type Image } from "./image.js";
 import { KubeClient } from "./kube/client.js";
 import { forwardPorts } from "./kube/port-forward.js";
 import { engineAnnotations, engineLabels } from "./pods/labels.js";
 import { parsePortBindings } from "./pods/ports.js";
+import { parseEnvironment, parseUser, parseVolumes } from "./pods/run-options.js";
 import { runPodSpec } from "./pods/run-pod.js";
 import { RegistryClient } from "./registry/client.js";
 import { inspectImage, listImages } from "./registry/inspect.js";
@@ -77,6 +80,7 @@ export class KubernetesEngine implements ContainerEngine {
    * @throws InvalidInputError for bad options (nothing created); KubernetesApiError; CancelledError.
    */
   async run(ref: string, options: RunOptions = {}): Promise<PodContainer> {
+    validateRunInput(ref, options);
     const registry = await this.registry();
     const image = formatImageReference(resolveImageReference(ref, registry.host));
     const exposedPorts = options.publishAllPorts ? (await this.inspectImage(ref))?.config?.ExposedPorts : undefined;
@@ -132,6 +136,14 @@ export class KubernetesEngine implements ContainerEngine {
     }
     if (container.status === "exited" && container.reason) this.log(`container ${container.id}: ${container.reason}`);
     return container;
+  }
+
+  /**
+   * Deletes what crashed clients left behind in the namespace: finished builder Jobs and run pods, stuck
+   * builders, orphaned credentials (with `all`, everything of ours). Returns what was (or would be) deleted.
+   */
+  async gc(options: GcOptions = {}): Promise<CleanupAction[]> {
+    return collectGarbage(this.client, { ...options, buildDeadlineSeconds: this.config.timeouts.buildSeconds });
   }
 
   /** The registry: configured, or published by the cluster (KEP-1755 `local-registry-hosting`). */
@@ -193,6 +205,15 @@ export class KubernetesEngine implements ContainerEngine {
     const document = configMap.data?.[key];
     return document ? registryFromLocalRegistryHosting(document) : null;
   }
+}
+
+/** Everything about a run that can be wrong without asking the cluster; throws InvalidInputError. */
+function validateRunInput(ref: string, options: RunOptions): void {
+  parseImageReference(ref);
+  parsePortBindings(options.ports);
+  parseEnvironment(options.environment);
+  parseUser(options.user);
+  parseVolumes(options.volumes);
 }
 
 /** `kce-<purpose>-<repository tail>-<random>`: readable in `kubectl get pods`, unique, a valid DNS label. */

@@ -28,6 +28,7 @@ export type {
   LogOptions,
   PortBinding,
   ContainerLimits,
+  BuildProgress,
 } from "./contract.js";
 export type {
   KubernetesEngineOptions,
@@ -39,5 +40,7 @@ export type {
   ResolvedRegistry,
 } from "./config.js";
 export { DEFAULT_BUILDER_IMAGES, DEFAULT_TIMEOUTS } from "./config.js";
-export type { BuildResult, BuildProgress, BuildStream } from "./build/builder.js";
+export type { BuildResult, BuildStream } from "./build/builder.js";
 export type { PodState, PodFailure } from "./pods/status.js";
+export type { GcOptions } from "./cleanup.js";
+export type { CleanupAction } from "./pods/cleanup.js";

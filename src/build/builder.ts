@@ -6,7 +6,7 @@
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
-import type { BuildOptions } from "../contract.js";
+import type { BuildOptions, BuildProgress } from "../contract.js";
 import { BuildError, CancelledError, ContainerEngineError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
 import { formatImageReference, type ImageReference } from "../image.js";
 import type { KubeClient } from "../kube/client.js";
@@ -19,6 +19,7 @@ import { containerStarted } from "../kube/logs.js";
 import type { StatusOptions } from "../pods/status.js";
 import type { RegistryClient } from "../registry/client.js";
 import { unknownBuildOptions, validateBuildOptions, type ValidatedBuildOptions } from "./build-options.js";
+import { summarizeBuilderFailure } from "./builder-output.js";
 import { BUILDER_CONTAINER, registryCredentialsSecret, type BuilderJobInput } from "./builder-spec.js";
 import { buildkitJob } from "./buildkit.js";
 import { createBuildContext, type BuildContext, type ContextProgress } from "./context.js";
@@ -37,11 +38,6 @@ export interface BuildResult {
   /** The builder pod's name. */
   pod: string;
 }
-
-/** Progress of a build, for CLIs and services (the yielded lines are the builder's own output). */
-export type BuildProgress =
-  | { kind: "context"; tarBytes: number; totalTarBytes: number; gzipBytes: number }
-  | { kind: "phase"; message: string };
 
 /** `engine.build()`'s value: the output lines, plus the result once the iteration finished. */
 export interface BuildStream extends AsyncIterable<string> {
@@ -69,7 +65,7 @@ export class Builder {
     this.jobs = new BuilderJobs(deps.client);
   }
 
-  build(options: BuildOptions & { onProgress?: (progress: BuildProgress) => void }): BuildStream {
+  build(options: BuildOptions): BuildStream {
     let settle!: { resolve: (r: BuildResult) => void; reject: (e: unknown) => void };
     const result = new Promise<BuildResult>((resolve, reject) => (settle = { resolve, reject }));
     result.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
@@ -97,7 +93,7 @@ export class Builder {
   }
 
   private async *run(
-    options: BuildOptions & { onProgress?: (progress: BuildProgress) => void },
+    options: BuildOptions,
     done: (result: BuildResult) => void,
   ): AsyncGenerator<string> {
     const validated = validateBuildOptions(options);
@@ -310,9 +306,21 @@ export class Builder {
   }
 }
 
+/**
+ * A BuildError for a classified failure. For a builder that ran and failed, the message leads with the
+ * builder's own error line (e.g. the failing RUN's exit code) and ends with its last lines.
+ */
 function failureError(failure: BuilderFailure, tail: string[]): BuildError {
-  const lines = tail.length > 0 ? `\n${tail.slice(-LOG_TAIL_LINES).join("\n")}` : "";
-  return new BuildError(`${failure.message}${lines}`, { reason: failure.reason, exitCode: failure.exitCode, logTail: tail });
+  if (failure.kind !== "failed" || tail.length === 0) {
+    const lines = tail.length > 0 ? `\n${tail.join("\n")}` : "";
+    return new BuildError(`${failure.message}${lines}`, { reason: failure.reason, exitCode: failure.exitCode, logTail: tail });
+  }
+  const output = summarizeBuilderFailure(tail, failure.exitCode, LOG_TAIL_LINES);
+  return new BuildError(`build failed: ${output.summary}\n--- last builder output ---\n${output.logTail.join("\n")}`, {
+    reason: failure.reason,
+    exitCode: output.exitCode,
+    logTail: output.logTail,
+  });
 }
 
 /** `kce-build-<repository tail>-<random>`, at most 52 characters (pod names add a suffix to a Job's). */

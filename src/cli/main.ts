@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/**
+ * `kce`: the command line. Parse (usage errors exit 2) → configure the engine → run the command
+ * (engine errors exit 1; `run` exits with the container's code).
+ */
+import { readFileSync } from "node:fs";
+import { KubernetesEngine } from "../engine.js";
+import { ContainerEngineError } from "../errors.js";
+import { COMMANDS, GLOBAL_USAGE, parseCommandLine, UsageError, type ParsedCommand } from "./args.js";
+import {
+  buildCommand,
+  gcCommand,
+  imagesCommand,
+  inspectCommand,
+  pushCommand,
+  runCommand,
+  type CommandContext,
+} from "./commands.js";
+import { createOutput } from "./output.js";
+import { engineOptions, readConfigFile } from "./settings.js";
+
+const HANDLERS = {
+  build: buildCommand,
+  run: runCommand,
+  inspect: inspectCommand,
+  images: imagesCommand,
+  push: pushCommand,
+  gc: gcCommand,
+} as const;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+/** Runs `kce` with `argv` (without node and script) and resolves with the exit code. */
+export async function main(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
+  let cmd: ParsedCommand;
+  try {
+    cmd = parseCommandLine(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`kce: ${err.message}\n\n${err.command ? COMMANDS[err.command].usage : GLOBAL_USAGE}\n`);
+    return 2;
+  }
+  if (cmd.help) {
+    process.stdout.write(`${cmd.command === "version" && argv.every((a) => a.startsWith("-")) ? GLOBAL_USAGE : COMMANDS[cmd.command].usage}\n`);
+    return 0;
+  }
+  if (cmd.command === "version") {
+    process.stdout.write(`kce ${version()}\n`);
+    return 0;
+  }
+  const output = createOutput({ json: cmd.global.json, quiet: cmd.global.quiet }, { stdout: process.stdout, stderr: process.stderr });
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const engine = new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, env), env), env);
+    const ctx: CommandContext = { engine, output, env, stdin: process.stdin, signal: controller.signal };
+    return await HANDLERS[cmd.command](cmd, ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`kce: ${err.message}\n\n${COMMANDS[cmd.command].usage}\n`);
+      return 2;
+    }
+    output.error(err);
+    if (!(err instanceof ContainerEngineError) && env.KCE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    return 1;
+  } finally {
+    output.close();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+// Started as a program (not imported by tests): run and exit with the code.
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/kce")) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`kce: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
