@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# Container images assembled from local files with umoci (no registry pulls),
+# cached as OCI archives: $IMAGE_ROOT/<name>-<version>.tar. skopeo moves them
+# into containerd (pause) or the open registry (everything else).
+
+busybox_version() {   # Debian's busybox-static version as a tag: 1:1.35.0-4+b1 -> 1.35.0-4-b1
+  dpkg-query -W -f='${Version}' busybox-static | sed -e 's/^[0-9]*://' -e 's/[^A-Za-z0-9_.-]/-/g'
+}
+
+# oci_image <out.tar> <rootfs dir> <umoci config args...>: one-layer image, written atomically
+oci_image() {
+  local out=$1 rootfs=$2; shift 2
+  local tmp; tmp=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  umoci init --layout "$tmp/oci" &&
+    umoci new --image "$tmp/oci:img" &&
+    umoci insert --image "$tmp/oci:img" "$rootfs" / &&
+    umoci config --image "$tmp/oci:img" --architecture amd64 --os linux --author kce "$@" &&
+    umoci gc --layout "$tmp/oci" &&
+    tar -C "$tmp/oci" -cf "$tmp/image.tar" . || { rm -rf "$tmp"; die "building image $out failed"; }
+  mv "$tmp/image.tar" "$out"
+  rm -rf "$tmp"
+}
+
+# a minimal busybox userland: /bin/busybox + applet symlinks, passwd/group, /tmp
+busybox_rootfs() { # <dir>
+  local r=$1 a
+  mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,home,var,proc,sys,dev}
+  chmod 1777 "$r/tmp"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list-full); do
+    [[ $a == bin/busybox || -e $r/$a ]] || ln -s /bin/busybox "$r/$a"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+  printf 'hosts: files dns\n' > "$r/etc/nsswitch.conf"
+}
+
+build_image_pause() { # -> docker-archive named registry.k8s.io/pause:$PAUSE_TAG, for `ctr images import`
+  local out=$IMAGE_ROOT/pause-$PAUSE_TAG.tar
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  mkdir -p "$r/rootfs" && install -m 755 "$PAUSE_BIN/pause" "$r/rootfs/pause"
+  oci_image "$r/oci.tar" "$r/rootfs" --config.entrypoint /pause --config.user 65535:65535
+  skopeo copy -q "oci-archive:$r/oci.tar:img" "docker-archive:$r/docker.tar:registry.k8s.io/pause:$PAUSE_TAG" >&2 ||
+    die "converting pause image failed"
+  mv "$r/docker.tar" "$out"; rm -rf "$r"
+  log "built images/pause-$PAUSE_TAG.tar"
+}
+
+build_image_busybox() {
+  local out=$IMAGE_ROOT/busybox-$BUSYBOX_TAG.tar
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  busybox_rootfs "$r"
+  oci_image "$out" "$r" --config.cmd /bin/sh \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  rm -rf "$r"; log "built images/busybox-$BUSYBOX_TAG.tar"
+}
+
+# mirrors upstream kaniko's deploy/Dockerfile: scratch + executor + CA bundle
+build_image_kaniko() {
+  local out=$IMAGE_ROOT/kaniko-executor-$KANIKO_VERSION.tar
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  mkdir -p "$r"/kaniko/{ssl/certs,.docker} "$r/etc" "$r/workspace"
+  install -m 755 "$KANIKO_BIN/executor" "$r/kaniko/executor"
+  cp /etc/ssl/certs/ca-certificates.crt "$r/kaniko/ssl/certs/ca-certificates.crt"
+  echo '{}' > "$r/kaniko/.docker/config.json"
+  printf 'hosts: files dns\n' > "$r/etc/nsswitch.conf"
+  chmod 777 "$r/kaniko"
+  oci_image "$out" "$r" --config.entrypoint /kaniko/executor --config.workingdir /workspace \
+    --config.env HOME=/root --config.env USER=root --config.env PATH=/usr/local/bin:/kaniko \
+    --config.env SSL_CERT_DIR=/kaniko/ssl/certs --config.env DOCKER_CONFIG=/kaniko/.docker/
+  rm -rf "$r"; log "built images/kaniko-executor-$KANIKO_VERSION.tar"
+}
+
+# busybox + buildkitd/buildctl/buildctl-daemonless.sh + static runc, run privileged.
+# buildkitd.toml names the open registry by node IP (plain http), so the
+# archive's name carries the node IP too.
+build_image_buildkit() {
+  local out=$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$NODE_IP.tar
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  busybox_rootfs "$r"
+  install -m 755 "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$BUILDKIT_BIN/buildctl-daemonless.sh" "$r/usr/bin/"
+  install -m 755 "$RUNC_BIN/runc" "$r/usr/bin/buildkit-runc"
+  mkdir -p "$r/etc/buildkit" "$r/var/lib/buildkit" "$r/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
+  cat > "$r/etc/buildkit/buildkitd.toml" <<TOML
+[worker.oci]
+  enabled = true
+  snapshotter = "auto"
+[worker.containerd]
+  enabled = false
+[registry."$NODE_IP:$REGISTRY_PORT"]
+  http = true
+[registry."$NODE_IP:$AUTH_REGISTRY_PORT"]
+  http = true
+TOML
+  oci_image "$out" "$r" --config.entrypoint buildkitd --config.volume /var/lib/buildkit \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  rm -rf "$r"; log "built images/$(basename "$out")"
+}
+
+build_images() {
+  mkdir -p "$IMAGE_ROOT"; rm -rf "$IMAGE_ROOT"/.tmp.*
+  build_image_pause
+  build_image_busybox
+  build_image_kaniko
+  build_image_buildkit
+}
+
+# ctr against our containerd, in the namespace kubelet uses
+ctr_k8s() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+import_pause_image() {
+  if ctr_k8s images ls -q | grep -qx "registry.k8s.io/pause:$PAUSE_TAG"; then return 0; fi
+  ctr_k8s images import "$IMAGE_ROOT/pause-$PAUSE_TAG.tar" >&2 || die "importing the pause image failed"
+  log "imported registry.k8s.io/pause:$PAUSE_TAG into containerd"
+}
+
+# push_image <oci-archive> <repo:tag>: skip when the registry already has this exact manifest
+push_image() {
+  local tar=$1 ref=$2 want have
+  want=$(tar -xOf "$tar" ./index.json | jq -r '.manifests[0].digest')
+  have=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://127.0.0.1:$REGISTRY_PORT/v2/${ref%:*}/manifests/${ref##*:}" |
+    tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}') || true   # 404: not pushed yet
+  [[ $want == "$have" ]] && return 0
+  skopeo copy -q --dest-tls-verify=false "oci-archive:$tar:img" "docker://127.0.0.1:$REGISTRY_PORT/$ref" >&2 ||
+    die "pushing $ref failed"
+  log "pushed $NODE_IP:$REGISTRY_PORT/$ref"
+}
+
+push_images() {
+  push_image "$IMAGE_ROOT/busybox-$BUSYBOX_TAG.tar" "kce/busybox:$BUSYBOX_TAG"
+  push_image "$IMAGE_ROOT/kaniko-executor-$KANIKO_VERSION.tar" "kce/kaniko-executor:$KANIKO_VERSION"
+  push_image "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$NODE_IP.tar" "kce/buildkit:$BUILDKIT_VERSION"
+}
