@@ -8,7 +8,8 @@ import { createdAtOf, roleOf, type ObjectMetaLike } from "./labels.js";
 export interface CleanupCandidate {
   kind: "Job" | "Pod" | "Secret" | "ConfigMap";
   name: string;
-  metadata: ObjectMetaLike & { creationTimestamp?: Date | string; ownerReferences?: { kind?: string }[] };
+  /** The object's own `metadata` (labels, annotations, creationTimestamp, ownerReferences), as listed. */
+  metadata: NonNullable<ObjectMetaLike["metadata"]> & { ownerReferences?: { kind?: string }[] };
   /** Jobs: finished (Complete/Failed); Pods: phase Succeeded/Failed. */
   finished: boolean;
 }
@@ -30,14 +31,9 @@ export interface CleanupAction {
 }
 
 function ageSeconds(candidate: CleanupCandidate, now: Date): number {
-  const created = createdAtOf(candidate.metadata) ?? toDate(candidate.metadata.creationTimestamp);
+  // Our created-at annotation, else the server's creationTimestamp.
+  const created = createdAtOf({ metadata: candidate.metadata });
   return created ? (now.getTime() - created.getTime()) / 1000 : Number.POSITIVE_INFINITY;
-}
-
-function toDate(value: Date | string | undefined): Date | null {
-  if (value === undefined) return null;
-  const date = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(date.getTime()) ? null : date;
 }
 
 /** Decides, for each candidate, whether gc deletes it and why. */
@@ -52,7 +48,7 @@ export function planCleanup(candidates: readonly CleanupCandidate[], policy: Cle
     if (policy.all) why = "--all";
     else if (c.finished) why = `finished ${c.kind.toLowerCase()}`;
     else if (c.kind === "Job" && age > policy.buildDeadlineSeconds + 60) why = "builder past its deadline";
-    else if (c.kind === "Secret" && !owned && roleOf(c.metadata) === "builder" && age > 300) why = "credentials of a build that never started";
+    else if (c.kind === "Secret" && !owned && roleOf({ metadata: c.metadata }) === "builder" && age > 300) why = "credentials of a build that never started";
     // A bare pod of a Job is deleted with its Job; a run pod that still runs belongs to a client.
     if (why && c.kind === "Pod" && owned && !policy.all) why = null;
     if (why) actions.push({ kind: c.kind, name: c.name, why });
