@@ -138,13 +138,13 @@ const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** True for hosts that are plain HTTP by convention: localhost, loopback and private addresses. */
 export function isConventionallyInsecure(host: string): boolean {
   const name = host.replace(/:\d+$/, "");
+  // The address ranges apply to IPv4 literals only: "10.example.com" is a DNS name, not a private address.
+  const ipv4 = /^\d{1,3}(?:\.\d{1,3}){3}$/.test(name);
   return (
     name === "localhost" ||
     name.endsWith(".localhost") ||
-    /^127\./.test(name) ||
-    /^10\./.test(name) ||
-    /^192\.168\./.test(name) ||
-    /^172\.(1[6-9]|2\d|3[01])\./.test(name) ||
+    (ipv4 &&
+      (/^127\./.test(name) || /^10\./.test(name) || /^192\.168\./.test(name) || /^172\.(1[6-9]|2\d|3[01])\./.test(name))) ||
     name === "[::1]"
   );
 }
