@@ -11,12 +11,20 @@ export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-r
 /**
  * Maps the ConfigMap's `localRegistryHosting.v1` document onto our registry options: image names use the
  * address the nodes' runtime pulls from, builders push to the one reachable from pods, and this client talks
- * to `host`. Returns null when the document names no host.
+ * to `host`. Returns null when the document names no host, or is not a YAML mapping at all (the engine then
+ * reports that no registry is configured, instead of a raw YAML parser error that is no ContainerEngineError).
  */
 export function registryFromLocalRegistryHosting(document: string): RegistryOptions | null {
-  const parsed = yaml.load(document) as Record<string, unknown> | null;
+  let loaded: unknown;
+  try {
+    loaded = yaml.load(document);
+  } catch {
+    return null;
+  }
+  if (loaded === null || typeof loaded !== "object" || Array.isArray(loaded)) return null;
+  const parsed = loaded as Record<string, unknown>;
   const text = (key: string): string | undefined => {
-    const value = parsed?.[key];
+    const value = parsed[key];
     return typeof value === "string" && value.length > 0 ? value : undefined;
   };
   const host = text("host");
