@@ -128,10 +128,10 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
   const dashDash = argv.indexOf("--");
   const head = dashDash >= 0 ? argv.slice(0, dashDash) : argv;
   const rest = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
-  const commandIndex = head.findIndex((word) => !word.startsWith("-"));
+  const commandIndex = findCommandIndex(head);
   const word = commandIndex >= 0 ? head[commandIndex] : undefined;
   if (!isCommand(word)) {
-    if (head.includes("--help") || head.includes("-h") || head.length === 0) {
+    if (word === undefined && (head.includes("--help") || head.includes("-h") || argv.length === 0)) {
       return { command: "version", global: { json: false, quiet: false }, flags: {}, positionals: [], rest, help: true };
     }
     throw new UsageError(word ? `unknown command ${JSON.stringify(word)}` : "no command given", null);
@@ -176,6 +176,23 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
     rest,
     help,
   };
+}
+
+/** Global flags that take a value as the next word (`-n ns`, `--context c`), so that value is no command. */
+const GLOBAL_VALUE_FLAGS = new Set(
+  Object.entries(GLOBAL_OPTIONS)
+    .filter(([, option]) => option.type === "string")
+    .flatMap(([name, option]) => [`--${name}`, ...(option.short ? [`-${option.short}`] : [])]),
+);
+
+/** The index of the command word: the first word that is neither a flag nor a global flag's value. */
+function findCommandIndex(head: string[]): number {
+  for (let i = 0; i < head.length; i++) {
+    const word = head[i] ?? "";
+    if (!word.startsWith("-")) return i;
+    if (GLOBAL_VALUE_FLAGS.has(word)) i++;
+  }
+  return -1;
 }
 
 function checkPositionals(command: CommandName, given: string[], [min, max]: [number, number]): void {
