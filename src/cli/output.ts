@@ -54,7 +54,8 @@ interface Streams {
 /** The output for a command; `now` is injectable for tests. */
 export function createOutput(options: { json: boolean; quiet: boolean }, streams: Streams, now: () => number = Date.now): Output {
   const started = now();
-  let lastProgress = 0;
+  // The first update always prints, whatever the clock's origin (an injected clock may start at 0).
+  let lastProgress = Number.NEGATIVE_INFINITY;
   let progressOpen = false;
   const emit = (event: CliEvent): void => {
     streams.stdout.write(`${JSON.stringify(event)}\n`);
