@@ -5,8 +5,12 @@
 
 # stop_daemon <name> [timeout]: SIGTERM the pid from its pid file, wait, SIGKILL if needed.
 # Only a pid we recorded (and whose start time still matches) is ever signalled.
+# The API server's graceful shutdown waits up to its request timeout (60 s) for
+# open watch connections; its state is all in etcd, so 5 s then SIGKILL is safe.
+stop_timeout() { [[ $1 == kube-apiserver ]] && echo 5 || echo 30; }
+
 stop_daemon() {
-  local name=$1 secs=${2:-30} pid
+  local name=$1 secs=${2:-$(stop_timeout "$1")} pid
   if ! alive "$name"; then rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.start"; return 0; fi
   pid=$(pid_of "$name")
   kill -CONT "$pid" 2>/dev/null || true          # in case ctl froze it
