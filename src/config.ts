@@ -184,6 +184,7 @@ function registryFromOptionsOrEnv(
     host: env.KCE_REGISTRY,
     ...(env.KCE_REGISTRY_PUSH ? { pushHost: env.KCE_REGISTRY_PUSH } : {}),
     ...(env.KCE_REGISTRY_SECRET ? { credentialsSecret: env.KCE_REGISTRY_SECRET } : {}),
+    ...(env.KCE_REGISTRY_INSECURE ? { insecure: /^(1|true|yes)$/i.test(env.KCE_REGISTRY_INSECURE) } : {}),
   });
 }
 
