@@ -104,3 +104,14 @@ write_conf() {
   [[ -f $1 && $(cat "$1") == "$new" ]] && return 0
   printf '%s\n' "$new" > "$1.tmp" && mv "$1.tmp" "$1"
 }
+
+# lock: one up/down/ctl at a time per $KCE_HOME (two engineers, or CI and a
+# person, running up at once would start twin daemons). fd 9 is closed in the
+# daemons (start_daemon closes every fd above 2), so they do not hold the lock.
+lock_kce_home() {
+  exec 9>"$KCE_HOME/.lock"
+  if ! flock -n 9; then
+    log "waiting for another up/down/ctl on $KCE_HOME to finish ..."
+    flock -w 1800 9 || die "could not lock $KCE_HOME/.lock within 30 min"
+  fi
+}

@@ -75,10 +75,18 @@ build_image_kaniko() {
 }
 
 # busybox + buildkitd/buildctl/buildctl-daemonless.sh + static runc, run privileged.
-# buildkitd.toml names the open registry by node IP (plain http), so the
-# archive's name carries the node IP too.
+# Its content depends on more than the BuildKit version (runc, busybox, and the
+# node IP that buildkitd.toml names as a plain-http registry): the archive's
+# name carries a short hash of all of them.
+buildkit_image_tar() {
+  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$NODE_IP" | sha256sum | cut -c1-8)
+  echo "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$key.tar"
+}
+# tagged with the same hash: a node that cached an older build under a plain
+# version tag would keep running it (imagePullPolicy IfNotPresent)
+buildkit_image_tag() { local t; t=$(basename "$(buildkit_image_tar)" .tar); echo "${t#buildkit-}"; }
 build_image_buildkit() {
-  local out=$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$NODE_IP.tar
+  local out; out=$(buildkit_image_tar)
   [[ -f $out ]] && return 0
   local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
   busybox_rootfs "$r"
@@ -135,5 +143,5 @@ push_image() {
 push_images() {
   push_image "$IMAGE_ROOT/busybox-$BUSYBOX_TAG.tar" "kce/busybox:$BUSYBOX_TAG"
   push_image "$IMAGE_ROOT/kaniko-executor-$KANIKO_VERSION.tar" "kce/kaniko-executor:$KANIKO_VERSION"
-  push_image "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$NODE_IP.tar" "kce/buildkit:$BUILDKIT_VERSION"
+  push_image "$(buildkit_image_tar)" "kce/buildkit:$(buildkit_image_tag)"
 }
