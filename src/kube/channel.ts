@@ -69,18 +69,22 @@ export function parseExecStatus(payload: Buffer | string): ExecStatus {
 
 /**
  * Port-forward (`v4.channel.k8s.io` on the portforward subresource): for the i-th requested port, channel
- * 2i carries data and 2i+1 errors, and the server starts each channel with the port as 2 bytes little-endian.
- * This strips those prefixes, whether they come alone or ahead of data.
+ * 2i carries data and 2i+1 errors, and the server starts each channel with a message holding just the port
+ * as 2 bytes little-endian. On the local cluster (containerd 1.6's streaming server) that message is
+ * sometimes missing, so it is dropped only when the first message of a channel is exactly that port.
  */
 export class PortPrefixStripper {
-  private readonly needed = new Map<number, number>();
+  private readonly seen = new Set<number>();
+
+  /** `ports[i]` is the port requested i-th (channels 2i and 2i+1). */
+  constructor(private readonly ports: number[]) {}
 
   /** Returns the payload to use (possibly empty) for a message on `channel`. */
   strip(channel: number, data: Buffer): Buffer {
-    const left = this.needed.has(channel) ? (this.needed.get(channel) ?? 0) : 2;
-    if (left === 0) return data;
-    const take = Math.min(left, data.length);
-    this.needed.set(channel, left - take);
-    return data.subarray(take);
+    if (this.seen.has(channel)) return data;
+    this.seen.add(channel);
+    const port = this.ports[Math.floor(channel / 2)];
+    if (port !== undefined && data.length === 2 && data.readUInt16LE(0) === port) return data.subarray(2);
+    return data;
   }
 }

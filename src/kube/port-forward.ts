@@ -61,8 +61,12 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
 }
 
 /** Copies socket ↔ websocket for one connection until either side closes. */
-function wire(socket: net.Socket, ws: WebSocket, opts: { onError: (msg: string) => void } & KeepAliveOptions): void {
-  const stripper = new PortPrefixStripper();
+function wire(
+  socket: net.Socket,
+  ws: WebSocket,
+  opts: { port: number; onError: (msg: string) => void } & KeepAliveOptions,
+): void {
+  const stripper = new PortPrefixStripper([opts.port]);
   let closed = false;
   const closeBoth = (): void => {
     if (closed) return;
@@ -138,7 +142,7 @@ export async function forwardPorts(client: KubeClient, options: PortForwardOptio
             protocols: [PROTOCOL_V4],
           })
           .then(
-            (ws) => wire(socket, ws, { ...options, onError: (m) => logger.warn(`${where}: ${m}`) }),
+            (ws) => wire(socket, ws, { ...options, port: mapping.remotePort, onError: (m) => logger.warn(`${where}: ${m}`) }),
             (err: unknown) => {
               logger.warn(`${where}: ${err instanceof Error ? err.message : String(err)}`);
               socket.destroy();

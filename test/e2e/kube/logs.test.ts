@@ -23,12 +23,9 @@ describe("followLogs (e2e)", () => {
 
   it(`gets all ${N} lines of a fast printer, none lost at start or end, no duplicates`, async () => {
     const script = `i=1; while [ $i -le ${N} ]; do echo "line $i"; i=$((i+1)); done`;
-    // Follow from before the pod exists in the API: the follower waits (by watch) for the container.
-    const following = (async () => {
-      await new Promise((r) => setTimeout(r, 0));
-      return collect(client, "printer");
-    })();
+    // Follow right after the create, before the container started: the follower waits for it by watch.
     await createPod(client, testPod("printer", ["sh", "-c", script]));
+    const following = collect(client, "printer");
     const t0 = Date.now();
     const lines = await following;
     console.log(`followed ${lines.length} lines in ${Date.now() - t0} ms`);

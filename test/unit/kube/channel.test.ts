@@ -33,12 +33,17 @@ describe("parseExecStatus (recorded channel-3 payloads)", () => {
 });
 
 describe("PortPrefixStripper", () => {
-  it("strips the 2-byte port prefix of each channel once, even when split", () => {
-    const s = new PortPrefixStripper();
+  it("drops a first message that is just the port (LE), once per channel", () => {
+    const s = new PortPrefixStripper([8080, 9090]);
     expect(s.strip(0, Buffer.from([0x90, 0x1f]))).toEqual(Buffer.alloc(0));
-    expect(s.strip(1, Buffer.from([0x90]))).toEqual(Buffer.alloc(0));
-    expect(s.strip(1, Buffer.from([0x1f, 65]))).toEqual(Buffer.from("A"));
-    expect(s.strip(0, Buffer.from("data"))).toEqual(Buffer.from("data"));
-    expect(s.strip(2, Buffer.from([1, 2, 3]))).toEqual(Buffer.from([3]));
+    expect(s.strip(1, Buffer.from([0x90, 0x1f]))).toEqual(Buffer.alloc(0));
+    expect(s.strip(0, Buffer.from([0x90, 0x1f]))).toEqual(Buffer.from([0x90, 0x1f])); // data now
+    expect(s.strip(2, Buffer.from([0x82, 0x23]))).toEqual(Buffer.alloc(0)); // 9090
+  });
+
+  it("passes data through when the server skipped the prefix (seen with containerd 1.6)", () => {
+    const s = new PortPrefixStripper([8080]);
+    expect(s.strip(0, Buffer.from("HTTP/1.1 200 OK"))).toEqual(Buffer.from("HTTP/1.1 200 OK"));
+    expect(s.strip(1, Buffer.from([1, 2]))).toEqual(Buffer.from([1, 2]));
   });
 });
