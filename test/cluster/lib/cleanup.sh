@@ -39,8 +39,13 @@ delete_all_pods() {
   alive kube-apiserver && alive kubelet || return 0
   kctl get --raw /readyz >/dev/null 2>&1 || return 0
   log "deleting all pods"
-  kctl delete pods --all --all-namespaces --grace-period=1 --wait=true --timeout=60s >/dev/null 2>&1 ||
-    log "warning: some pods did not go away in 60s"
+  if ! kctl delete pods --all --all-namespaces --grace-period=1 --wait=true --timeout=20s >/dev/null 2>&1; then
+    # e.g. a pod stuck in ContainerCreating in a terminating namespace: its volume
+    # set-up retries for minutes. Drop the API objects; containerd's leftovers
+    # are removed below (remove_containerd_tasks).
+    log "some pods did not go away in 20s: force-deleting them"
+    kctl delete pods --all --all-namespaces --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
+  fi
 }
 
 # containerd containers/tasks left over (kubelet already stopped): kill and remove

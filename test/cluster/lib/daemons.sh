@@ -9,6 +9,10 @@ start_daemon() {
   if alive "$name"; then log "$name: already running (pid $(pid_of "$name"))"; STARTED_NOW[$name]=0; return 0; fi
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.start"
+  # logs are appended across runs; keep one older generation above 64 MiB
+  if [[ -f $LOG_DIR/$name.log ]] && (( $(stat -c %s "$LOG_DIR/$name.log") > 64 << 20 )); then
+    mv "$LOG_DIR/$name.log" "$LOG_DIR/$name.log.1"
+  fi
   printf '\n==== %s: starting %s\n' "$(date -u +%FT%TZ)" "$*" >> "$LOG_DIR/$name.log"
   (
     # Close every inherited descriptor above 2: a daemon holding the pipe of
