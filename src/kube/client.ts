@@ -205,9 +205,13 @@ export class KubeClient {
   async openWebSocket(req: RawRequest & { protocols: string[] }): Promise<WebSocket> {
     const ctx = this.context(req.verb, req.resource, req.name);
     throwIfAborted(req.signal);
+    const url = buildUrl(this.server, req, "wss");
     const opts: WebSocket.ClientOptions = { handshakeTimeout: this.connectTimeoutMs, perMessageDeflate: false };
+    // Frame masking guards plain-HTTP intermediaries against cache poisoning; inside TLS it only costs CPU
+    // (an XOR over every byte sent, in JavaScript without bufferutil), so over wss the mask is zero (ws skips it).
+    if (url.protocol === "wss:") opts.generateMask = (mask: Buffer) => void mask.fill(0);
     await this.kubeConfig.applyToHTTPSOptions(opts);
-    const ws = new WebSocket(buildUrl(this.server, req, "wss"), req.protocols, opts);
+    const ws = new WebSocket(url, req.protocols, opts);
     return new Promise<WebSocket>((resolve, reject) => {
       let settled = false;
       const fail = (err: unknown): void => {

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import { CancelledError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
-import { isTransient, statusCodeOf, type StatusBody } from "./api-errors.js";
+import { isTransient, statusCodeOf, statusOf, type StatusBody } from "./api-errors.js";
 import { abortableDelay, backoffDelay, type BackoffOptions, type DelayFn } from "./backoff.js";
 import { throwIfAborted, type KubeClient } from "./client.js";
 import { LineSplitter } from "./lines.js";
@@ -87,6 +87,16 @@ class IdleTimeoutError extends Error {}
 /** Thrown inside the loop when the resourceVersion expired. */
 class GoneError extends Error {}
 
+/**
+ * The server has not caught up with our resourceVersion (it was restarted, or restored from an older etcd):
+ * like 410, the cure is a fresh list (client-go's reflector does the same).
+ */
+function isTooLargeResourceVersion(status: StatusBody | null): boolean {
+  if (status === null) return false;
+  const causes = status.details?.causes ?? [];
+  return causes.some((c) => c.reason === "ResourceVersionTooLarge") || /too large resource version/i.test(status.message ?? "");
+}
+
 function keyOf(obj: KubeObject): string {
   return obj.metadata?.uid ?? `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 }
@@ -149,7 +159,7 @@ export class ResourceWatch<T extends KubeObject> implements Watchable<T> {
         yield* this.stream(res, known, state, signal);
       } catch (err) {
         if (signal?.aborted) throw new CancelledError(`watch of ${this.collection.resource} cancelled`, { cause: err });
-        if (err instanceof GoneError || statusCodeOf(err) === 410) {
+        if (err instanceof GoneError || statusCodeOf(err) === 410 || isTooLargeResourceVersion(statusOf(err))) {
           state.rv = null;
           continue;
         }
@@ -214,7 +224,7 @@ export class ResourceWatch<T extends KubeObject> implements Watchable<T> {
         const obj = ev.object;
         if (obj === undefined) continue;
         if (ev.type === "ERROR") {
-          if (obj.code === 410) throw new GoneError(obj.message ?? "resourceVersion expired");
+          if (obj.code === 410 || isTooLargeResourceVersion(obj)) throw new GoneError(obj.message ?? "resourceVersion expired");
           throw new KubernetesApiError(`watch of ${this.collection.resource} failed: ${obj.message ?? "unknown error"}`, {
             verb: "watch",
             resource: this.collection.resource,

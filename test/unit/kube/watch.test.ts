@@ -64,6 +64,34 @@ describe("ResourceWatch against a scripted API server", () => {
     expect(Date.now() - started).toBeLessThan(1500);
   });
 
+  it("relists when the server has not caught up with our resourceVersion (504 ResourceVersionTooLarge)", async () => {
+    let lists = 0;
+    fake = await startFakeApiServer((url, _req, res) => {
+      if (url.searchParams.get("watch") !== "true") {
+        lists++;
+        json(res, 200, { metadata: { resourceVersion: lists === 1 ? "900" : "5" }, items: lists === 1 ? [pod("a", "900")] : [] });
+      } else if (url.searchParams.get("resourceVersion") === "900") {
+        json(res, 504, {
+          kind: "Status", code: 504, reason: "Timeout", message: "Timeout: Too large resource version: 900, current: 4",
+          details: { causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }], retryAfterSeconds: 1 },
+        });
+      } else {
+        res.writeHead(200);
+        res.write(JSON.stringify({ type: "ADDED", object: pod("b", "6") }) + "\n");
+      }
+    });
+    const w = new ResourceWatch<V1Pod>(fake.client, podsCollection("ns"), { backoff: { initialMs: 10 } });
+    const seen: string[] = [];
+    const ctrl = new AbortController();
+    await (async () => {
+      for await (const ev of w.events(ctrl.signal)) {
+        seen.push(describeEvent(ev));
+        if (ev.type === "ADDED") break;
+      }
+    })();
+    expect(seen).toEqual(["relisted a", "DELETED a (synthetic)", "relisted", "ADDED b"]);
+  });
+
   it("fails at once with a typed error when forbidden", async () => {
     fake = await startFakeApiServer((_u, _r, res) =>
       json(res, 403, { kind: "Status", code: 403, reason: "Forbidden", message: 'pods is forbidden: User "bob" cannot list resource "pods"' }),
