@@ -92,8 +92,10 @@ pid_of() { local f=$RUN_DIR/$1.pid; [[ -f $f ]] && cat "$f"; }
 alive() {
   local pid; pid=$(pid_of "$1") || return 1
   [[ -n $pid && -d /proc/$pid ]] || return 1
-  local want; want=$(cat "$RUN_DIR/$1.start" 2>/dev/null) || return 1
-  [[ $(proc_start "$pid") == "$want" ]]
+  local want state start; want=$(cat "$RUN_DIR/$1.start" 2>/dev/null) || return 1
+  read -r state start < <(awk '{print $3, $22}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  # a zombie has exited: our pid 1 reaps orphans only every few seconds
+  [[ $state != Z && $start == "$want" ]]
 }
 proc_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }   # start time in clock ticks since boot
 
