@@ -15,7 +15,7 @@ export class UsageError extends Error {
   }
 }
 
-export type CommandName = "build" | "run" | "inspect" | "images" | "push" | "gc" | "version";
+export type CommandName = "build" | "run" | "inspect" | "images" | "push" | "gc" | "rpc" | "version";
 
 export interface GlobalFlags {
   namespace?: string;
@@ -100,12 +100,17 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
       "kce gc [--older-than 1h] [--all] [--dry-run]\n" +
       "  Deletes what the engine created and crashed clients left behind (default: finished objects).",
   },
+  rpc: {
+    options: {},
+    positionals: [0, 0],
+    usage: "kce rpc\n  Serves the engine as line-delimited JSON on stdin/stdout (for the repo2docker adapter; see src/rpc/protocol.ts).",
+  },
   version: { options: {}, positionals: [0, 0], usage: "kce version" },
 };
 
 export const GLOBAL_USAGE =
   "Usage: kce <command> [flags]\n\n" +
-  "Commands: build, run, inspect, images, push, gc, version\n\n" +
+  "Commands: build, run, inspect, images, push, gc, rpc, version\n\n" +
   "Flags for every command:\n" +
   "  -n, --namespace NS     namespace (default: the context's, else default)\n" +
   "      --context NAME     kubeconfig context\n" +

@@ -17,6 +17,7 @@ import {
   type CommandContext,
 } from "./commands.js";
 import { createOutput } from "./output.js";
+import { rpcCommand } from "./rpc.js";
 import { engineOptions, readConfigFile } from "./settings.js";
 
 const HANDLERS = {
@@ -26,6 +27,7 @@ const HANDLERS = {
   images: imagesCommand,
   push: pushCommand,
   gc: gcCommand,
+  rpc: (cmd: ParsedCommand, ctx: CommandContext) => rpcCommand(cmd, ctx, version()),
 } as const;
 
 function version(): string {
