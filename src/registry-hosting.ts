@@ -34,6 +34,19 @@ export function registryFromLocalRegistryHosting(document: string): RegistryOpti
     host: runtime,
     pushHost: text("hostFromClusterNetwork") ?? runtime,
     apiHost: host ?? runtime,
-    insecure: isConventionallyInsecure(runtime) || isConventionallyInsecure(host ?? runtime),
+    insecure: [runtime, host ?? runtime].some((h) => isConventionallyInsecure(h) || isIpLiteral(h)),
   };
+}
+
+/**
+ * A registry this document publishes by IP address is taken as plain HTTP (HTTPS is still tried first).
+ * KEP-1755 publishes a cluster's *local* development registry, and every implementation (kind, k3d, minikube,
+ * microk8s, ctlptl, our test cluster) serves it over plain HTTP; the document has no field for the scheme.
+ * By a loopback or private address that is already the convention; a node's address may be public, though
+ * (a VM or bare-metal node), so any IP literal counts here — certificates for bare IP addresses are rare.
+ * Registries published by DNS name keep strict TLS. Only cluster admins can write the ConfigMap.
+ */
+function isIpLiteral(host: string): boolean {
+  const name = host.replace(/:\d+$/, "");
+  return /^\d{1,3}(?:\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-fA-F:.]+\]$/.test(name);
 }

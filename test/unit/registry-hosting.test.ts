@@ -38,6 +38,16 @@ describe("registryFromLocalRegistryHosting", () => {
       { host: "registry.local:5000", pushHost: "registry.local:5000", apiHost: "registry.local:5000", insecure: false },
     ],
     [
+      "a node's public IP address: plain HTTP allowed (KEP-1755 registries are local ones)",
+      'host: "192.0.2.2:5000"\nhostFromClusterNetwork: "192.0.2.2:5000"\nhostFromContainerRuntime: "192.0.2.2:5000"\n',
+      { host: "192.0.2.2:5000", pushHost: "192.0.2.2:5000", apiHost: "192.0.2.2:5000", insecure: true },
+    ],
+    [
+      "an IPv6 literal",
+      'host: "[2001:db8::1]:5000"\n',
+      { host: "[2001:db8::1]:5000", pushHost: "[2001:db8::1]:5000", apiHost: "[2001:db8::1]:5000", insecure: true },
+    ],
+    [
       "a public registry is not insecure",
       "host: registry.example.com\n",
       { host: "registry.example.com", pushHost: "registry.example.com", apiHost: "registry.example.com", insecure: false },
