@@ -17,9 +17,14 @@ cached() {
   tmp=$(mktemp -d "$BIN_ROOT/.tmp-$(basename "$final").XXXX") || die "mktemp failed"
   mod=$(mktemp -d "$KCE_HOME/go/work.XXXX") || die "mktemp failed"
   printf 'module local/x\n\ngo 1.24.0\n' > "$mod/go.mod"
-  log "building ${final#"$KCE_HOME"/} ..."
-  if ! ( cd "$mod" && "$fn" "$tmp" "$mod" ) >&2; then
-    rm -rf "$tmp" "$mod"; die "build of $(basename "$final") failed (see output above)"
+  # the go tool's output (thousands of "go: downloading" lines) goes to a log; shown on failure
+  local blog=$KCE_HOME/build-logs/$(basename "$final").log
+  mkdir -p "$KCE_HOME/build-logs"
+  log "building ${final#"$KCE_HOME"/} ... (log: ${blog#"$KCE_HOME"/})"
+  if ! ( cd "$mod" && "$fn" "$tmp" "$mod" ) > "$blog" 2>&1; then
+    rm -rf "$tmp" "$mod"
+    printf '[kce] ---- last lines of %s ----\n' "$blog" >&2; tail -n 40 "$blog" >&2
+    die "build of $(basename "$final") failed"
   fi
   rm -rf "$mod"
   chmod 755 "$tmp"
