@@ -83,7 +83,7 @@ node_ip() {
   [[ -n $dev ]] || die "no default route: cannot pick a node IP"
   ip -4 -o addr show dev "$dev" | awk '{split($4,a,"/"); print a[1]; exit}'
 }
-NODE_NAME=$(hostname | tr 'A-Z' 'a-z')
+NODE_NAME=$(hostname | tr '[:upper:]' '[:lower:]')
 
 # ---- pid files ---------------------------------------------------------------
 pid_of() { local f=$RUN_DIR/$1.pid; [[ -f $f ]] && cat "$f"; }
