@@ -24,7 +24,7 @@ export interface ValidatedBuildOptions {
 
 const KNOWN_BUILD_OPTIONS: ReadonlySet<string> = new Set([
   "tag", "path", "dockerfile", "context", "buildArgs", "labels", "cacheFrom", "containerLimits", "platform",
-  "push", "load", "signal",
+  "push", "load", "signal", "onProgress",
 ]);
 
 const PLATFORM = /^[a-z0-9_]+\/[a-z0-9_]+(?:\/[a-z0-9_.]+)?$/;
