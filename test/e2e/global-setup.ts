@@ -33,3 +33,26 @@ export default async function setup(): Promise<void> {
     throw new Error(`the cluster's API server does not answer (${kubectl} get --raw /readyz):\n${detail}\n${HOW_TO}`);
   }
 }
+
+/**
+ * After the whole e2e suite: nothing the engine created may remain anywhere in the cluster (label
+ * app.kubernetes.io/managed-by=kube-container-engine). Garbage collection of deleted Jobs' pods and Secrets
+ * takes a moment, so this waits up to a minute before failing the run.
+ */
+export async function teardown(): Promise<void> {
+  const kubectl = `${process.env.KCE_BIN_DIR}/kubectl`;
+  const list = async (): Promise<string> => {
+    const { stdout } = await run(
+      kubectl,
+      ["get", "pods,jobs,secrets,configmaps", "-A", "-l", "app.kubernetes.io/managed-by=kube-container-engine", "-o", "name"],
+      { timeout: 15_000 },
+    );
+    return stdout.trim();
+  };
+  let left = await list();
+  for (let waited = 0; left !== "" && waited < 60_000; waited += 2_000) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    left = await list();
+  }
+  if (left !== "") throw new Error(`the e2e suite left objects of the engine in the cluster:\n${left}`);
+}
