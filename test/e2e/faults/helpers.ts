@@ -1,0 +1,106 @@
+// Shared pieces of the fault-injection tests (test/e2e/faults): stopping and restarting cluster components by
+// pid through test/cluster/ctl (always started again, even when the test fails), timing a failure, and the
+// checks every row makes (error type, an actionable message, a time bound, nothing of ours left behind).
+//
+// Each test is preceded by a one-line annotation that test/e2e/faults/table.ts turns into the README table:
+//   // row <n> | <fault or bad input> | <what the engine does>
+import { execFile } from "node:child_process";
+import { resolve } from "node:path";
+import { promisify } from "node:util";
+import { expect } from "vitest";
+import { recordMeasurement } from "../../support/measurements.js";
+
+export { recordMeasurement };
+
+const run = promisify(execFile);
+
+export const ROOT = resolve(import.meta.dirname, "../../..");
+const CTL = resolve(ROOT, "test/cluster/ctl");
+
+/** Components `test/cluster/ctl` can stop, start, freeze and thaw. */
+export type Component =
+  | "apiserver"
+  | "controller-manager"
+  | "scheduler"
+  | "kubelet"
+  | "kube-proxy"
+  | "containerd"
+  | "etcd"
+  | "registry"
+  | "auth-registry";
+
+/** `test/cluster/ctl <action> <component>`; resolves once it is done (stopped, or started and healthy). */
+export async function ctl(action: "stop" | "start" | "restart" | "kill" | "freeze" | "thaw", component: Component): Promise<void> {
+  await run(CTL, [action, component], { timeout: 120_000, env: process.env });
+}
+
+/** Whether the component runs now (`ctl status`). */
+export async function isRunning(component: Component): Promise<boolean> {
+  const { stdout } = await run(CTL, ["status"], { timeout: 30_000 });
+  const name = ["apiserver", "controller-manager", "scheduler"].includes(component) ? `kube-${component}` : component;
+  const line = stdout.split("\n").find((l) => l.startsWith(`${name} `));
+  return line !== undefined && /\brunning\b/.test(line) && !/frozen/.test(line);
+}
+
+/**
+ * Stops `component`, runs `fn`, and starts the component again — in a finally, so a failing test never
+ * leaves the cluster without it. A start that fails is retried once, then reported.
+ */
+export async function whileStopped<T>(component: Component, fn: () => Promise<T>): Promise<T> {
+  await ctl("stop", component);
+  try {
+    return await fn();
+  } finally {
+    await ensureRunning(component);
+  }
+}
+
+/** Starts the component unless it is running (for afterAll hooks: the safety net of whileStopped). */
+export async function ensureRunning(component: Component): Promise<void> {
+  if (await isRunning(component)) return;
+  try {
+    await ctl("thaw", component).catch(() => undefined);
+    if (await isRunning(component)) return;
+    await ctl("start", component);
+  } catch {
+    await ctl("start", component);
+  }
+}
+
+/** The error `promise` rejects with, and how long that took; fails the test when it resolves. */
+export async function failure(promise: Promise<unknown>, started = Date.now()): Promise<{ error: Error; ms: number }> {
+  const outcome = await promise.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  const ms = Date.now() - started;
+  if (outcome === null) throw new Error(`expected a failure, but it succeeded after ${ms} ms`);
+  if (!(outcome instanceof Error)) throw new Error(`expected an Error, got ${String(outcome)}`);
+  return { error: outcome, ms };
+}
+
+/** Asserts `ms` ≤ `boundMs` and records the measurement as `faults/<name>`. */
+export function withinBound(name: string, ms: number, boundMs: number, extra: Record<string, number | string> = {}): void {
+  recordMeasurement(`faults/${name}`, { ms, boundMs, ...extra });
+  expect(ms, `${name}: took ${ms} ms, bound ${boundMs} ms`).toBeLessThanOrEqual(boundMs);
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` every `everyMs` until it returns true or `withinMs` passed; returns the elapsed ms or null. */
+export async function eventually(check: () => Promise<boolean>, withinMs: number, everyMs = 500): Promise<number | null> {
+  const started = Date.now();
+  for (;;) {
+    if (await check().catch(() => false)) return Date.now() - started;
+    if (Date.now() - started > withinMs) return null;
+    await sleep(everyMs);
+  }
+}
+
+/** `n` numbered lines "line 1" … "line n". */
+export function numberedLines(n: number, prefix = "line"): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix} ${i + 1}`);
+}
