@@ -98,7 +98,9 @@ export class PodContainer implements Container {
   }
 
   async *streamLogs(options: LogOptions = {}): AsyncIterable<string> {
-    if (this.retainedLog || this.gone || this.removed) {
+    // A container that can never start (image pull failure, unschedulable) has no log to follow.
+    if (!this.retainedLog && !this.gone && !this.removed) await this.until((s) => s.status !== "created");
+    if (this.retainedLog || this.gone || this.removed || this.state.failure !== null) {
       yield* (await this.collectLog(options.since)).map((l) => formatLogLine(l, options.timestamps === true));
       return;
     }
