@@ -79,8 +79,10 @@ interface Target {
 }
 
 interface Exchange {
-  method: "GET" | "HEAD" | "DELETE";
+  method: "GET" | "HEAD" | "DELETE" | "PUT";
   accept?: string;
+  /** Request body and its media type (PUT). */
+  body?: { bytes: Buffer; contentType: string };
   scope: string | null;
   signal?: AbortSignal | undefined;
   maxBytes?: number;
@@ -243,6 +245,36 @@ export class RegistryClient {
     throw this.failure(target, response, `delete ${this.describe(r)} (${digest})`);
   }
 
+  /**
+   * Gives the image `source` names one more tag in the same repository: reads its manifest (or index) as it
+   * is stored and PUTs the same bytes under `tag`, so the digest stays the same and no blob is copied.
+   * Returns that digest, or null when `source` does not exist.
+   * @throws RegistryError (`UNAUTHORIZED`/`DENIED` without push rights, …); CancelledError; InvalidInputError.
+   */
+  async tagManifest(source: RegistryReference, tag: string, options: RegistryCallOptions = {}): Promise<string | null> {
+    const r = this.reference(source);
+    const target = this.target(r.registry);
+    const repo = this.repoPath(r);
+    const scope = `repository:${repo}:pull,push`;
+    const get = await this.exchange(target, `/v2/${repo}/manifests/${r.digest ?? r.tag ?? "latest"}`, {
+      method: "GET", accept: MANIFEST_ACCEPT, scope, signal: options.signal, maxBytes: 4 * 1024 * 1024,
+    });
+    if (this.isNotFound(get)) return null;
+    if (get.status !== 200) throw this.failure(target, get, `read the manifest of ${this.describe(r)}`);
+    if (r.digest) this.verifyDigest(r, r.digest, get.body);
+    const contentType = get.headers.get("content-type") ?? this.mediaTypeOf(r, get.body);
+    const put = await this.exchange(target, `/v2/${repo}/manifests/${encodeURIComponent(tag)}`, {
+      method: "PUT", scope, signal: options.signal, body: { bytes: get.body, contentType },
+    });
+    if (put.status !== 201 && put.status !== 200) throw this.failure(target, put, `tag ${this.describe(r)} as ${tag}`);
+    return put.headers.get("docker-content-digest") ?? sha256(get.body);
+  }
+
+  private mediaTypeOf(r: ImageReference & { registry: string }, body: Buffer): string {
+    const mediaType = (this.json(r, body) as { mediaType?: unknown } | null)?.mediaType;
+    return typeof mediaType === "string" ? mediaType : "application/vnd.oci.image.manifest.v1+json";
+  }
+
   private reference(ref: RegistryReference): ImageReference & { registry: string } {
     const parsed = typeof ref === "string" ? parseImageReference(ref) : ref;
     if (!parsed.registry) {
@@ -291,7 +323,8 @@ export class RegistryClient {
     const headers: Record<string, string> = {};
     if (exchange.accept) headers.accept = exchange.accept;
     if (authorization) headers.authorization = authorization;
-    const init: RequestInit = { method: exchange.method, headers };
+    if (exchange.body) headers["content-type"] = exchange.body.contentType;
+    const init: RequestInit = { method: exchange.method, headers, ...(exchange.body ? { body: exchange.body.bytes } : {}) };
     const sendOptions = { fetch: this.fetchFn, host: target.host, timeoutMs: this.timeoutMs, signal: exchange.signal, maxBytes: exchange.maxBytes };
     if (/^https?:\/\//.test(pathOrUrl)) return send(pathOrUrl, init, sendOptions);
     const known = this.schemes.get(target.endpoint);
