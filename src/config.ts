@@ -57,6 +57,17 @@ export interface KubernetesEngineOptions {
   /** Credentials for pushing (and pulling); default: $CONTAINER_ENGINE_REGISTRY_CREDENTIALS (JSON). */
   registryCredentials?: RegistryCredentials;
   builderImages?: { kaniko?: string; buildkit?: string };
+  /**
+   * Layer cache of builds into the engine's registry: Kaniko `--cache-repo`, BuildKit registry cache
+   * (`mode=max`) in `<registry>/<repository>/cache` (or `repository`). `false` turns it off. Default: on
+   * (env KCE_LAYER_CACHE=0 turns it off).
+   */
+  layerCache?: boolean | { repository?: string };
+  /**
+   * Content-addressed builds: the hash of the context and build inputs is pushed as the tag `kce-<hash16>`;
+   * a build whose hash the registry already holds starts no pod. Default: on (env KCE_CONTENT_ADDRESSED=0 off).
+   */
+  contentAddressed?: boolean;
   timeouts?: EngineTimeouts;
   /** Names this engine in the `kube-container-engine/instance` label. Default: random per engine object. */
   instanceId?: string;
@@ -108,6 +119,9 @@ export interface ResolvedEngineConfig {
   registry: ResolvedRegistry | null;
   registryCredentials: RegistryCredentials | null;
   builderImages: { kaniko: string; buildkit: string };
+  /** Null when off; `repository` null means `<registry>/<repository>/cache` per image. */
+  layerCache: { repository: string | null } | null;
+  contentAddressed: boolean;
   timeouts: Required<EngineTimeouts>;
   instanceId: string;
   labels: Record<string, string>;
@@ -188,6 +202,22 @@ function registryFromOptionsOrEnv(
   });
 }
 
+function isOff(value: string | undefined): boolean {
+  return value !== undefined && /^(0|false|no|off)$/i.test(value);
+}
+
+function resolveLayerCache(
+  given: KubernetesEngineOptions["layerCache"],
+  env: Record<string, string | undefined>,
+): { repository: string | null } | null {
+  if (given === false || (given === undefined && isOff(env.KCE_LAYER_CACHE))) return null;
+  const repository = typeof given === "object" && given.repository ? given.repository : null;
+  if (repository !== null && (/\s/.test(repository) || /[:@]/.test(repository.split("/").pop() ?? ""))) {
+    throw new InvalidInputError(`layerCache.repository ${JSON.stringify(repository)} must be a repository without tag or digest`);
+  }
+  return { repository };
+}
+
 /** Applies defaults and validates; throws `InvalidInputError` with the option's name when one is wrong. */
 export function resolveEngineConfig(
   options: KubernetesEngineOptions,
@@ -233,6 +263,8 @@ export function resolveEngineConfig(
       kaniko: options.builderImages?.kaniko ?? env.KCE_KANIKO_IMAGE ?? DEFAULT_BUILDER_IMAGES.kaniko,
       buildkit: options.builderImages?.buildkit ?? env.KCE_BUILDKIT_IMAGE ?? DEFAULT_BUILDER_IMAGES.buildkit,
     },
+    layerCache: resolveLayerCache(options.layerCache, env),
+    contentAddressed: options.contentAddressed ?? !isOff(env.KCE_CONTENT_ADDRESSED),
     timeouts,
     instanceId,
     labels: { ...options.labels },

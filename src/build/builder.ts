@@ -1,30 +1,28 @@
 /**
- * Runs one build in the cluster: validate → pack the context → create the builder Job (and its credentials
- * Secret) → wait for its pod → stream the context into the builder's stdin while following its log → read the
- * result (never trusting "pod gone" or "Succeeded after a delete": the image must be in the registry) →
- * delete the Job. Failures become `BuildError`s with the builder's last lines.
+ * Runs one build in the cluster: validate → pack the context → hash it → if the registry already holds the
+ * image for that content hash, tag it and stop (no pod) → else create the builder Job (and its credentials
+ * Secret), or join the identical build already running under the same deterministic Job name → stream the
+ * context into the builder's stdin while following its log → confirm the image in the registry (never
+ * trusting "pod gone" or "Succeeded after a delete") → delete the Job. Failures become `BuildError`s with the
+ * builder's last lines.
  */
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { randomBytes } from "node:crypto";
+import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
 import type { BuildOptions, BuildProgress } from "../contract.js";
-import { BuildError, CancelledError, ContainerEngineError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
-import { formatImageReference, type ImageReference } from "../image.js";
+import { BuildError, ContainerEngineError, KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
-import { followLogs } from "../kube/logs.js";
-import { attachStdin } from "../kube/stdin.js";
-import { podsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
-import { builderResultOf, type BuilderFailure } from "../pods/builder-status.js";
-import { engineAnnotations, engineLabels } from "../pods/labels.js";
-import { containerStarted } from "../kube/logs.js";
-import type { StatusOptions } from "../pods/status.js";
+import { jobStateOf } from "../pods/builder-status.js";
 import type { RegistryClient } from "../registry/client.js";
 import { unknownBuildOptions, validateBuildOptions, type ValidatedBuildOptions } from "./build-options.js";
-import { summarizeBuilderFailure } from "./builder-output.js";
-import { BUILDER_CONTAINER, registryCredentialsSecret, type BuilderJobInput } from "./builder-spec.js";
-import { buildkitJob } from "./buildkit.js";
-import { createBuildContext, type BuildContext, type ContextProgress } from "./context.js";
+import { BuildkitModes } from "./buildkit-probe.js";
+import { buildContentHash, contentJobName, randomJobName } from "./content-hash.js";
+import { ContentStore } from "./content-store.js";
+import { createBuildContext, type BuildContext } from "./context.js";
+import { JobRunner, type JobOutcome } from "./job-run.js";
 import { BuilderJobs } from "./jobs.js";
-import { kanikoIgnoredOptions, kanikoJob } from "./kaniko.js";
+import { imageTarget, planBuilderJob, type ImageTarget, type JobPlan } from "./plan.js";
+import { pushImage } from "./push.js";
 
 /** What a finished build produced. */
 export interface BuildResult {
@@ -33,10 +31,14 @@ export interface BuildResult {
   /** "sha256:…" of the pushed manifest; null when the image was not pushed. */
   digest: string | null;
   pushed: boolean;
-  /** Compressed bytes of the context sent to the builder. */
+  /** Compressed bytes of the context sent to the builder (0 when no builder ran). */
   contextBytes: number;
-  /** The builder pod's name. */
-  pod: string;
+  /** The builder pod's name; null when no pod ran (the image for the content hash existed). */
+  pod: string | null;
+  /** The build's content hash (hex sha256); null when builds are not content-addressed. */
+  contentHash: string | null;
+  /** `built` by our own pod, `joined` an identical build's pod, or reused the `existing` image. */
+  source: "built" | "joined" | "existing";
 }
 
 /** `engine.build()`'s value: the output lines, plus the result once the iteration finished. */
@@ -53,18 +55,33 @@ export interface BuilderDeps {
   log: (message: string) => void;
 }
 
-/** Lines of builder output kept for the error message. */
-const LOG_TAIL_LINES = 20;
-/** How long the pod may be missing before we look for the Job controller's FailedCreate events. */
-const POD_APPEAR_CHECK_MS = 5_000;
+/** How often a build retries after the identical build it joined was deleted (its creator cancelled). */
+const MAX_JOIN_ATTEMPTS = 3;
 
+/** One build, as the steps below see it. */
+interface BuildJob {
+  options: BuildOptions;
+  validated: ValidatedBuildOptions;
+  context: BuildContext;
+  registry: ResolvedRegistry;
+  target: ImageTarget;
+  push: boolean;
+  contentHash: string | null;
+  buildkitMode: "privileged" | "rootless";
+  progress: (p: BuildProgress) => void;
+}
+
+/** Builds images in builder Jobs and pushes them; see the module comment. */
 export class Builder {
   private readonly jobs: BuilderJobs;
+  private readonly runner: JobRunner;
 
   constructor(private readonly deps: BuilderDeps) {
     this.jobs = new BuilderJobs(deps.client);
+    this.runner = new JobRunner({ client: deps.client, config: deps.config, jobs: this.jobs });
   }
 
+  /** Starts a build; the returned stream yields the output lines (see {@link BuildStream}). */
   build(options: BuildOptions): BuildStream {
     let settle!: { resolve: (r: BuildResult) => void; reject: (e: unknown) => void };
     const result = new Promise<BuildResult>((resolve, reject) => (settle = { resolve, reject }));
@@ -88,14 +105,16 @@ export class Builder {
     };
   }
 
-  push(_ref: string): AsyncIterable<string> {
-    throw new ContainerEngineError("push is not implemented yet");
+  /** Copies `ref` from the engine's registry to its own registry through a builder Job; see push.ts. */
+  push(ref: string, options: { signal?: AbortSignal } = {}): AsyncIterable<string> {
+    return pushImage({ ...this.deps, jobs: this.jobs, runner: this.runner, modes: this.modes() }, ref, options);
   }
 
-  private async *run(
-    options: BuildOptions,
-    done: (result: BuildResult) => void,
-  ): AsyncGenerator<string> {
+  private modes(): BuildkitModes {
+    return new BuildkitModes(this.deps);
+  }
+
+  private async *run(options: BuildOptions, done: (result: BuildResult) => void): AsyncGenerator<string> {
     const validated = validateBuildOptions(options);
     for (const name of unknownBuildOptions(options)) this.deps.log(`build: ignoring unknown option ${name}`);
     const context = await createBuildContext({
@@ -105,227 +124,159 @@ export class Builder {
     });
     try {
       const registry = await this.deps.engine.registry();
-      const plan = this.plan(validated, registry, options);
-      const progress = options.onProgress ?? (() => undefined);
-      const job = await this.jobs.create(plan.job, plan.secret, options.signal);
-      try {
-        progress({ kind: "phase", message: `builder pod for job ${job.metadata?.name} created` });
-        const outcome = yield* this.runJob(job, context, plan, progress, options.signal);
-        const result = await this.confirm(plan, registry, context, outcome, options.signal);
-        done(result);
-      } finally {
-        await this.jobs.delete(job);
+      const { config } = this.deps;
+      const build: BuildJob = {
+        options,
+        validated,
+        context,
+        registry,
+        target: imageTarget(validated.tag, registry),
+        // Both false means "build only"; anything else means the image must end up in its registry.
+        push: !(options.push === false && options.load === false),
+        contentHash: null,
+        buildkitMode: config.builder === "buildkit" ? await this.modes().resolve(registry) : "privileged",
+        progress: options.onProgress ?? (() => undefined),
+      };
+      if (config.contentAddressed) {
+        build.contentHash = buildContentHash({
+          contextSha256: (await context.digest()).sha256,
+          dockerfile: validated.dockerfile,
+          buildArgs: validated.buildArgs,
+          labels: validated.labels,
+          platform: validated.platform,
+          builder: config.builder,
+        });
+        const existing = await this.store(registry).reuse(build.target, build.contentHash, build.push, options.signal);
+        if (existing) {
+          yield `Using existing image for content hash ${build.contentHash.slice(0, 16)}: ${build.target.image}@${existing} (no builder pod started)\n`;
+          done(this.result(build, { pod: null, digest: existing, contextBytes: 0 }, "existing"));
+          return;
+        }
       }
+      done(yield* this.createOrJoin(build));
     } finally {
       await context.dispose();
     }
   }
 
-  /** Everything decided before anything is created. */
-  private plan(validated: ValidatedBuildOptions, registry: ResolvedRegistry, options: BuildOptions) {
-    const { config } = this.deps;
-    const tag: ImageReference = { ...validated.tag, registry: validated.tag.registry ?? registry.host, tag: validated.tag.tag ?? "latest" };
-    const image = formatImageReference(tag);
-    const pushRef = formatImageReference({ ...tag, registry: tag.registry === registry.host ? registry.pushHost : tag.registry });
-    // Both false means "build only"; anything else means the image must end up in its registry.
-    const push = !(options.push === false && options.load === false);
-    const name = jobName(tag.repository);
-    const labels = engineLabels({ instance: config.instanceId, role: "builder", extra: config.labels });
-    const credentials = config.registryCredentials;
-    const secretName = credentials ? `${name}-registry` : registry.credentialsSecret;
-    const input: BuilderJobInput = {
-      name,
+  private store(registry: ResolvedRegistry): ContentStore {
+    return new ContentStore(this.deps.engine.registryClient(registry), this.deps.log);
+  }
+
+  private plan(build: BuildJob, jobName: string): JobPlan {
+    const plan = planBuilderJob({
+      config: this.deps.config,
+      registry: build.registry,
       namespace: this.deps.client.namespace,
-      labels,
-      annotations: engineAnnotations({ createdAt: new Date(), image }),
-      image: config.builder === "kaniko" ? config.builderImages.kaniko : config.builderImages.buildkit,
-      imagePullPolicy: "IfNotPresent",
-      destinations: [pushRef],
-      dockerfile: validated.dockerfile,
-      buildArgs: validated.buildArgs,
-      imageLabels: validated.labels,
-      cacheFrom: validated.cacheFrom.map(formatImageReference),
-      ...(validated.platform ? { platform: validated.platform } : {}),
-      push,
-      insecureRegistries: registry.insecure ? [...new Set([registry.host, registry.pushHost])] : [],
-      deadlineSeconds: config.timeouts.buildSeconds,
-      ttlSecondsAfterFinished: config.timeouts.builderTtlSeconds,
-      ...(options.containerLimits ? { containerLimits: options.containerLimits } : {}),
-      ...(secretName ? { credentialsSecret: secretName } : {}),
-      ...(config.serviceAccountName ? { serviceAccountName: config.serviceAccountName } : {}),
-      nodeSelector: config.nodeSelector,
-      tolerations: config.tolerations,
-    };
-    if (config.builder === "kaniko") {
-      for (const what of kanikoIgnoredOptions(input)) this.deps.log(`build: kaniko ignores ${what}`);
-    }
-    const job: V1Job =
-      config.builder === "kaniko"
-        ? kanikoJob(input)
-        : buildkitJob({ ...input, mode: config.buildkitMode === "rootless" ? "rootless" : "privileged" });
-    const secret = credentials
-      ? registryCredentialsSecret(
-          `${name}-registry`,
-          { registry: credentials.registry || registry.pushHost, username: credentials.username, password: credentials.password },
-          { namespace: input.namespace, labels },
-        )
-      : null;
-    return { job, secret, image, pushRef, push, tag, podSelector: `job-name=${name}` };
+      jobName,
+      secretName: `${jobName}-registry-${randomBytes(3).toString("hex")}`,
+      target: build.target,
+      options: build.validated,
+      push: build.push,
+      contentHash: build.contentHash,
+      buildkitMode: build.buildkitMode,
+      ...(build.options.containerLimits ? { containerLimits: build.options.containerLimits } : {}),
+      createdAt: new Date(),
+    });
+    for (const what of plan.ignored) this.deps.log(`build: ${this.deps.config.builder} ignores ${what}`);
+    return plan;
   }
 
-  /** Waits for the builder pod, streams the context in, and yields the builder's output until it ends. */
-  private async *runJob(
-    job: V1Job,
-    context: BuildContext,
-    plan: ReturnType<Builder["plan"]>,
-    progress: (p: BuildProgress) => void,
-    signal: AbortSignal | undefined,
-  ): AsyncGenerator<string, { pod: string; digest: string | null }> {
-    const name = job.metadata?.name ?? "";
-    const stop = new AbortController();
-    const abort = (): void => stop.abort();
-    signal?.addEventListener("abort", abort, { once: true });
-    const tail: string[] = [];
+  /**
+   * Creates the builder Job, or — when a content-addressed Job of the same name exists — follows that
+   * identical build instead of starting a second pod. A finished or dying Job of that name is replaced.
+   */
+  private async *createOrJoin(build: BuildJob): AsyncGenerator<string, BuildResult> {
+    const { signal } = build.options;
+    const jobName = build.contentHash
+      ? contentJobName(build.contentHash, build.target.pushRef.replace(/[:@][^/]*$/, ""))
+      : randomJobName("build", build.target.tag.repository, () => randomBytes(4).toString("hex"));
+    for (let attempt = 1; ; attempt++) {
+      const plan = this.plan(build, jobName);
+      const created = await this.createJob(plan, build.contentHash !== null, signal);
+      if (created) return yield* this.own(build, plan, created);
+      const other = await this.jobs.read(jobName, signal);
+      if (other && !other.metadata?.deletionTimestamp && jobStateOf(other).state === "active") {
+        const joined = yield* this.join(build, other);
+        if (joined) return joined;
+      } else if (other) {
+        // A finished Job a crashed client left (the TTL removes it later) or one being deleted: replace it.
+        if (!other.metadata?.deletionTimestamp) await this.jobs.delete(other);
+        await this.jobs.waitGone(jobName, signal);
+      }
+      if (attempt >= MAX_JOIN_ATTEMPTS) {
+        throw new BuildError(`could not start or join the builder job ${jobName} after ${attempt} attempts`, { reason: "deleted" });
+      }
+    }
+  }
+
+  /** The created Job, or null when one of that name exists (409) and `mayExist`. */
+  private async createJob(plan: JobPlan, mayExist: boolean, signal: AbortSignal | undefined): Promise<V1Job | null> {
     try {
-      let pod = await this.waitForStart(name, plan.podSelector, stop.signal);
-      const podName = pod.metadata?.name ?? "";
-      progress({ kind: "phase", message: `builder pod ${podName} started` });
-      const sent = context.open({
-        onProgress: (p: ContextProgress) => progress({ kind: "context", ...p }),
-      });
-      const upload = attachStdin(this.deps.client, {
-        pod: podName,
-        container: BUILDER_CONTAINER,
-        source: sent.stream,
-        signal: stop.signal,
-      }).then(
-        () => null,
-        (err: unknown) => {
-          sent.stream.destroy();
-          return err;
-        },
-      );
-      for await (const line of followLogs(this.deps.client, { pod: podName, container: BUILDER_CONTAINER, signal: stop.signal })) {
-        tail.push(line.text);
-        if (tail.length > LOG_TAIL_LINES) tail.shift();
-        yield `${line.text}\n`;
-      }
-      const uploadError = await upload;
-      pod = await this.finalPod(podName, stop.signal);
-      return { pod: podName, digest: this.checkResult(pod, tail, uploadError) };
+      return await this.jobs.create(plan.job, plan.secret, signal);
     } catch (err) {
-      if (signal?.aborted) throw new CancelledError(`build of ${plan.image} cancelled; the builder was deleted`, { cause: err });
-      if (err instanceof BuildError) throw err;
-      if (err instanceof DeadlineExceededError || err instanceof KubernetesApiError) {
-        throw new BuildError(`build of ${plan.image} failed: ${err.message}`, { reason: "failed", logTail: tail, cause: err });
-      }
+      if (mayExist && err instanceof KubernetesApiError && err.statusCode === 409) return null;
       throw err;
+    }
+  }
+
+  /** Runs our own Job to its end and deletes it. */
+  private async *own(build: BuildJob, plan: JobPlan, job: V1Job): AsyncGenerator<string, BuildResult> {
+    try {
+      build.progress({ kind: "phase", message: `builder pod for job ${job.metadata?.name} created` });
+      const outcome = yield* this.runner.run({ job, context: build.context, image: build.target.image, progress: build.progress, signal: build.options.signal });
+      return await this.confirm(build, outcome);
     } finally {
-      signal?.removeEventListener("abort", abort);
-      stop.abort();
+      await this.jobs.delete(job);
     }
   }
 
-  private statusOptions(): StatusOptions {
-    return {
-      now: new Date(),
-      pullGraceSeconds: this.deps.config.timeouts.imagePullGraceSeconds,
-      unschedulableGraceSeconds: this.deps.config.timeouts.unschedulableGraceSeconds,
-      containerName: BUILDER_CONTAINER,
-    };
-  }
-
-  /** Waits until the builder container started, or throws the BuildError of a pod that never will. */
-  private async waitForStart(jobName: string, selector: string, signal: AbortSignal): Promise<V1Pod> {
-    const watch = new ResourceWatch<V1Pod>(this.deps.client, podsCollection(this.deps.client.namespace), { labelSelector: selector });
-    for (;;) {
-      try {
-        const outcome = await waitFor(
-          watch,
-          (pod) => containerStarted(pod, BUILDER_CONTAINER) || builderResultOf(pod, null, this.statusOptions()).state === "failed",
-          { signal, timeoutMs: POD_APPEAR_CHECK_MS, description: `the builder pod of job ${jobName} to start` },
-        );
-        if (outcome.kind === "deleted" || !outcome.object) {
-          throw new BuildError(`the builder pod of job ${jobName} was deleted before it started`, { reason: "deleted" });
-        }
-        const result = builderResultOf(outcome.object, null, this.statusOptions());
-        if (result.state === "failed") throw failureError(result.failure, []);
-        return outcome.object;
-      } catch (err) {
-        if (!(err instanceof DeadlineExceededError)) throw err;
-        await this.jobs.throwIfCreateFailed(jobName);
-      }
+  /**
+   * Follows another client's identical build. Returns its result once the image for the content hash is in
+   * the registry; null when that build was deleted before it finished (the caller then builds itself).
+   * @throws the joined build's BuildError when it failed; CancelledError.
+   */
+  private async *join(build: BuildJob, job: V1Job): AsyncGenerator<string, BuildResult | null> {
+    const hash = build.contentHash ?? "";
+    yield `Joining the identical build already running in job ${job.metadata?.name} (content hash ${hash.slice(0, 16)})\n`;
+    let outcome: JobOutcome | null = null;
+    let failure: unknown = null;
+    try {
+      outcome = yield* this.runner.run({ job, context: null, image: build.target.image, progress: build.progress, signal: build.options.signal });
+    } catch (err) {
+      failure = err;
     }
-  }
-
-  private async finalPod(name: string, signal: AbortSignal): Promise<V1Pod> {
-    return this.deps.client.call(
-      "get",
-      "pods",
-      (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o),
-      { name, signal },
-    );
-  }
-
-  /** The digest the builder reported, or the BuildError of its failure. */
-  private checkResult(pod: V1Pod, tail: string[], uploadError: unknown): string | null {
-    const result = builderResultOf(pod, null, { ...this.statusOptions(), pullGraceSeconds: 0 });
-    if (result.state === "succeeded") return result.digest;
-    if (result.state === "failed") {
-      if (uploadError) {
-        throw new BuildError(`the build context could not be delivered: ${String(uploadError)}`, {
-          reason: "upload",
-          exitCode: result.failure.exitCode,
-          logTail: tail,
-          cause: uploadError,
-        });
-      }
-      throw failureError(result.failure, tail);
-    }
-    throw new BuildError(`the builder pod ${pod.metadata?.name} ended in an unknown state`, { reason: "failed", logTail: tail });
+    const digest = await this.store(build.registry).reuse(build.target, hash, build.push, build.options.signal);
+    if (digest) return this.result(build, { pod: outcome?.pod ?? null, digest, contextBytes: 0 }, "joined");
+    if (failure instanceof BuildError && failure.reason === "deleted") return null;
+    if (failure) throw failure;
+    return null;
   }
 
   /** The builder said it pushed: check the registry agrees (a deleted pod can look successful). */
-  private async confirm(
-    plan: ReturnType<Builder["plan"]>,
-    registry: ResolvedRegistry,
-    context: BuildContext,
-    outcome: { pod: string; digest: string | null },
-    signal: AbortSignal | undefined,
-  ): Promise<BuildResult> {
-    let digest = outcome.digest;
-    if (plan.push) {
-      const client = this.deps.engine.registryClient(registry);
-      const found = await client.manifestDigest(plan.tag, signal ? { signal } : {});
-      if (!found) {
-        throw new BuildError(`the builder reported success but ${plan.image} is not in the registry`, { reason: "not-found" });
+  private async confirm(build: BuildJob, outcome: JobOutcome): Promise<BuildResult> {
+    const sent = build.context.tarBytes;
+    if (!build.push) return this.result(build, { ...outcome, contextBytes: sent }, "built");
+    if (!build.target.inEngineRegistry) {
+      // Another registry (credentials only in the builder's Secret): the builder's own report must do.
+      if (!outcome.digest) {
+        throw new BuildError(`the builder reported no digest for ${build.target.image}: the push is unconfirmed`, { reason: "not-found" });
       }
-      digest = found;
+      return this.result(build, { ...outcome, contextBytes: sent }, "built");
     }
-    return { image: plan.image, digest, pushed: plan.push, contextBytes: context.tarBytes, pod: outcome.pod };
+    const client = this.deps.engine.registryClient(build.registry);
+    const found = await client.manifestDigest(build.target.tag, build.options.signal ? { signal: build.options.signal } : {});
+    if (!found) {
+      throw new BuildError(`the builder reported success but ${build.target.image} is not in the registry`, { reason: "not-found" });
+    }
+    return this.result(build, { ...outcome, digest: found, contextBytes: sent }, "built");
   }
-}
 
-/**
- * A BuildError for a classified failure. For a builder that ran and failed, the message leads with the
- * builder's own error line (e.g. the failing RUN's exit code) and ends with its last lines.
- */
-function failureError(failure: BuilderFailure, tail: string[]): BuildError {
-  if (failure.kind !== "failed" || tail.length === 0) {
-    const lines = tail.length > 0 ? `\n${tail.join("\n")}` : "";
-    return new BuildError(`${failure.message}${lines}`, { reason: failure.reason, exitCode: failure.exitCode, logTail: tail });
+  private result(
+    build: BuildJob,
+    what: { pod: string | null; digest: string | null; contextBytes: number },
+    source: BuildResult["source"],
+  ): BuildResult {
+    return { image: build.target.image, pushed: build.push, contentHash: build.contentHash, source, ...what };
   }
-  const output = summarizeBuilderFailure(tail, failure.exitCode, LOG_TAIL_LINES);
-  return new BuildError(`build failed: ${output.summary}\n--- last builder output ---\n${output.logTail.join("\n")}`, {
-    reason: failure.reason,
-    exitCode: output.exitCode,
-    logTail: output.logTail,
-  });
-}
-
-/** `kce-build-<repository tail>-<random>`, at most 52 characters (pod names add a suffix to a Job's). */
-function jobName(repository: string): string {
-  const slug = (repository.split("/").pop() ?? "image").replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 30);
-  const random = Math.random().toString(16).slice(2, 10).padEnd(8, "0");
-  return `kce-build-${slug || "image"}-${random}`;
 }

@@ -22,6 +22,14 @@ export interface BuildkitJobInput extends BuilderJobInput {
   mode: "privileged" | "rootless";
   /** The uid (and gid) of rootless mode; default 1000, as in the image's /etc/subuid. */
   rootlessUser?: number;
+  /** Export no cache at all (not even inline cache metadata): for copies that should stay close to the source. */
+  noCacheExport?: boolean;
+}
+
+/** The registry cache's reference for a cache repository: its `buildkit` tag (Kaniko's keys are other tags). */
+export function buildkitCacheRef(cacheRepo: string): string {
+  const last = cacheRepo.split("/").pop() ?? "";
+  return last.includes(":") || cacheRepo.includes("@") ? cacheRepo : `${cacheRepo}:buildkit`;
 }
 
 /** Where the context is unpacked. */
@@ -90,9 +98,10 @@ export function buildctlArgs(input: BuildkitJobInput): string[] {
   }
   args.push("--output", output.join(","));
   if (input.cacheRepo) {
-    args.push("--export-cache", `type=registry,${csvField(`ref=${input.cacheRepo}`)},mode=max`);
-    args.push("--import-cache", `type=registry,${csvField(`ref=${input.cacheRepo}`)}`);
-  } else if (input.push) {
+    const ref = buildkitCacheRef(input.cacheRepo);
+    if (!input.noCacheExport) args.push("--export-cache", `type=registry,${csvField(`ref=${ref}`)},mode=max`);
+    args.push("--import-cache", `type=registry,${csvField(`ref=${ref}`)}`);
+  } else if (input.push && !input.noCacheExport) {
     // Cache metadata inside the pushed image, so it can serve as a later build's cacheFrom.
     args.push("--export-cache", "type=inline");
   }

@@ -4,8 +4,9 @@
  * our client died. Deletes use their own deadline, never the caller's (possibly aborted) signal.
  */
 import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Job, type V1Secret } from "@kubernetes/client-node";
-import { BuildError, KubernetesApiError } from "../errors.js";
+import { BuildError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
+import { jobsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
 
 export class BuilderJobs {
   constructor(private readonly client: KubeClient) {}
@@ -34,24 +35,71 @@ export class BuilderJobs {
     return created;
   }
 
-  /** Deletes the Job with its pod and owned Secret; 404 is fine. Never throws (cleanup must not mask errors). */
+  /**
+   * Deletes the Job with its pod and owned Secret; 404 is fine, and so is 409 (the uid precondition failed: a
+   * Job of the same name is someone else's now). Never throws (cleanup must not mask errors).
+   */
   async delete(job: V1Job): Promise<void> {
     const name = job.metadata?.name ?? "";
+    const uid = job.metadata?.uid;
     try {
       await this.client.call(
         "delete",
         "jobs",
         (o) =>
           this.client.batch.deleteNamespacedJob(
-            { name, namespace: this.client.namespace, propagationPolicy: "Background", gracePeriodSeconds: 0 },
+            {
+              name,
+              namespace: this.client.namespace,
+              propagationPolicy: "Background",
+              gracePeriodSeconds: 0,
+              ...(uid ? { body: { preconditions: { uid } } } : {}),
+            },
             o,
           ),
         { name },
       );
     } catch (err) {
-      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) {
+      if (!(err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 409))) {
         process.emitWarning(`kube-container-engine: could not delete builder job ${name}: ${String(err)}`);
       }
+    }
+  }
+
+  /** The Job of this name as it is now; null when there is none. */
+  async read(name: string, signal?: AbortSignal): Promise<V1Job | null> {
+    try {
+      return await this.client.call(
+        "get",
+        "jobs",
+        (o) => this.client.batch.readNamespacedJob({ name, namespace: this.client.namespace }, o),
+        { name, ...(signal ? { signal } : {}) },
+      );
+    } catch (err) {
+      if (err instanceof KubernetesApiError && err.statusCode === 404) return null;
+      throw err;
+    }
+  }
+
+  /** Whether this very Job (same uid) still exists and is not being deleted. */
+  async exists(job: V1Job): Promise<boolean> {
+    const now = await this.read(job.metadata?.name ?? "");
+    return now !== null && now.metadata?.uid === job.metadata?.uid && !now.metadata?.deletionTimestamp;
+  }
+
+  /** Waits until no Job of this name exists (one being deleted); gives up quietly after `timeoutMs`. */
+  async waitGone(name: string, signal: AbortSignal | undefined, timeoutMs = 30_000): Promise<void> {
+    const watch = new ResourceWatch<V1Job>(this.client, jobsCollection(this.client.namespace), { fieldSelector: `metadata.name=${name}` });
+    try {
+      await waitFor(watch, () => false, {
+        name,
+        absentIsDeleted: true,
+        timeoutMs,
+        description: `job ${name} to be deleted`,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      if (!(err instanceof DeadlineExceededError)) throw err;
     }
   }
 

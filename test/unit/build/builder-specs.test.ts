@@ -231,13 +231,22 @@ describe("buildkitJob", () => {
         "filename=Dockerfile",
         "platform=linux/amd64",
         'type=image,"name=h:5000/a:1,h:5000/a:latest"',
-        "type=registry,ref=h:5000/cache,mode=max",
-        "type=registry,ref=h:5000/cache",
+        "type=registry,ref=h:5000/cache:buildkit,mode=max",
+        "type=registry,ref=h:5000/cache:buildkit",
         "type=registry,ref=h:5000/a:0",
       ]),
     );
     expect(args.filter((a) => a === "--import-cache")).toHaveLength(2);
     expect(args.join(" ")).not.toContain("push=true");
+  });
+
+  it("keeps a cache reference that has a tag, and exports no cache for copies", () => {
+    const common = { ...base, mode: "privileged" as const, dockerfile: "Dockerfile", destinations: ["h:5000/a:1"], push: true };
+    const tagged = buildctlArgs({ ...common, cacheRepo: "h:5000/cache:mine" });
+    expect(tagged).toContain("type=registry,ref=h:5000/cache:mine,mode=max");
+    const copy = buildctlArgs({ ...common, noCacheExport: true });
+    expect(copy).not.toContain("--export-cache");
+    expect(copy).not.toContain("--import-cache");
   });
 
   it("configures insecure registries through a generated buildkitd.toml", () => {

@@ -1,0 +1,143 @@
+/**
+ * Everything a build decides before it creates anything (pure): where the image goes and under which names,
+ * whether and where the layer cache lives, the content tag, the builder Job and its credentials Secret.
+ */
+import type { V1Job, V1Secret } from "@kubernetes/client-node";
+import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
+import type { ContainerLimits } from "../contract.js";
+import { formatImageReference, type ImageReference } from "../image.js";
+import { engineAnnotations, engineLabels } from "../pods/labels.js";
+import type { ValidatedBuildOptions } from "./build-options.js";
+import { registryCredentialsSecret, type BuilderJobInput } from "./builder-spec.js";
+import { buildkitJob } from "./buildkit.js";
+import { contentTag } from "./content-hash.js";
+import { kanikoIgnoredOptions, kanikoJob } from "./kaniko.js";
+
+/** The annotation holding a builder Job's content hash (not secret: it is derived from public inputs). */
+export const ANNOTATION_CONTENT_HASH = "kube-container-engine/content-hash";
+
+/** A reference with its registry and tag filled in. */
+export type ResolvedReference = ImageReference & { registry: string; tag: string };
+
+/** Where one image goes. */
+export interface ImageTarget {
+  /** As the user and the nodes name it (registry host, tag filled in). */
+  tag: ResolvedReference;
+  /** `tag` formatted: what `BuildResult.image` reports. */
+  image: string;
+  /** As builder pods push it (the engine registry's pushHost swapped in). */
+  pushRef: string;
+  /** Whether it lives in the engine's own registry. */
+  inEngineRegistry: boolean;
+}
+
+/** Resolves `ref` against the engine registry: default host, default tag `latest`, the pods' address. */
+export function imageTarget(ref: ImageReference, registry: ResolvedRegistry): ImageTarget {
+  const tag: ResolvedReference = { ...ref, registry: ref.registry ?? registry.host, tag: ref.tag ?? "latest" };
+  const inEngineRegistry = tag.registry === registry.host;
+  return {
+    tag,
+    image: formatImageReference(tag),
+    pushRef: formatImageReference({ ...tag, registry: inEngineRegistry ? registry.pushHost : tag.registry }),
+    inEngineRegistry,
+  };
+}
+
+/** The layer-cache repository as builder pods reach it, or null for no registry cache. */
+export function layerCacheRepository(config: ResolvedEngineConfig, target: ImageTarget, registry: ResolvedRegistry): string | null {
+  if (!config.layerCache) return null;
+  if (config.layerCache.repository) return config.layerCache.repository;
+  // Only next to images in our own registry: elsewhere we may not be allowed to create repositories.
+  return target.inEngineRegistry ? `${registry.pushHost}/${target.tag.repository}/kce-cache` : null;
+}
+
+/** `cacheFrom` references as builder pods pull them (no host → the engine registry's push address). */
+export function cacheFromRefs(cacheFrom: readonly ImageReference[], registry: ResolvedRegistry): string[] {
+  return cacheFrom.map((ref) => imageTarget(ref, registry).pushRef);
+}
+
+/** What {@link planBuilderJob} needs. */
+export interface JobPlanInput {
+  config: ResolvedEngineConfig;
+  registry: ResolvedRegistry;
+  namespace: string;
+  jobName: string;
+  /** Name of the per-build credentials Secret, when `config.registryCredentials` is set. */
+  secretName: string;
+  target: ImageTarget;
+  options: ValidatedBuildOptions;
+  /** Push the image (false: build and discard). */
+  push: boolean;
+  /** The build's content hash; null when builds are not content-addressed. */
+  contentHash: string | null;
+  /** Resolved BuildKit mode (ignored for Kaniko). */
+  buildkitMode: "privileged" | "rootless";
+  containerLimits?: ContainerLimits;
+  /** Don't export any cache (a push's copy job: the copy should not gain cache metadata). */
+  noCache?: boolean;
+  createdAt: Date;
+}
+
+/** A builder Job, ready to create. */
+export interface JobPlan {
+  job: V1Job;
+  /** The per-build dockerconfigjson Secret; null when none is needed. */
+  secret: V1Secret | null;
+  /** The content-addressed reference (as the client reads it); null when not content-addressed. */
+  contentRef: ResolvedReference | null;
+  cacheRepo: string | null;
+  /** Options the builder cannot honour, for the caller to warn about. */
+  ignored: string[];
+}
+
+/** Builds the Job (Kaniko or BuildKit) and its credentials Secret for one build. */
+export function planBuilderJob(input: JobPlanInput): JobPlan {
+  const { config, registry, target, options } = input;
+  const labels = engineLabels({ instance: config.instanceId, role: "builder", extra: config.labels });
+  const contentRef =
+    input.contentHash && input.push && target.inEngineRegistry ? { ...target.tag, tag: contentTag(input.contentHash) } : null;
+  const destinations = [target.pushRef];
+  if (contentRef) destinations.push(formatImageReference({ ...contentRef, registry: registry.pushHost }));
+  const cacheRepo = input.noCache ? null : layerCacheRepository(config, target, registry);
+  const credentials = config.registryCredentials;
+  const secretName = credentials ? input.secretName : registry.credentialsSecret;
+  const annotations = engineAnnotations({ createdAt: input.createdAt, image: target.image });
+  if (input.contentHash) annotations[ANNOTATION_CONTENT_HASH] = input.contentHash;
+  const jobInput: BuilderJobInput = {
+    name: input.jobName,
+    namespace: input.namespace,
+    labels,
+    annotations,
+    image: config.builder === "kaniko" ? config.builderImages.kaniko : config.builderImages.buildkit,
+    imagePullPolicy: "IfNotPresent",
+    destinations,
+    dockerfile: options.dockerfile,
+    buildArgs: options.buildArgs,
+    imageLabels: options.labels,
+    cacheFrom: cacheFromRefs(options.cacheFrom, registry),
+    ...(cacheRepo ? { cacheRepo } : {}),
+    ...(options.platform ? { platform: options.platform } : {}),
+    push: input.push,
+    insecureRegistries: registry.insecure ? [...new Set([registry.host, registry.pushHost])] : [],
+    deadlineSeconds: config.timeouts.buildSeconds,
+    ttlSecondsAfterFinished: config.timeouts.builderTtlSeconds,
+    ...(input.containerLimits ? { containerLimits: input.containerLimits } : {}),
+    ...(secretName ? { credentialsSecret: secretName } : {}),
+    ...(config.serviceAccountName ? { serviceAccountName: config.serviceAccountName } : {}),
+    nodeSelector: config.nodeSelector,
+    tolerations: config.tolerations,
+  };
+  const job =
+    config.builder === "kaniko"
+      ? kanikoJob(jobInput)
+      : buildkitJob({ ...jobInput, mode: input.buildkitMode, ...(input.noCache ? { noCacheExport: true } : {}) });
+  const secret = credentials
+    ? registryCredentialsSecret(
+        input.secretName,
+        { registry: credentials.registry || registry.pushHost, username: credentials.username, password: credentials.password },
+        { namespace: input.namespace, labels },
+      )
+    : null;
+  const ignored = config.builder === "kaniko" ? kanikoIgnoredOptions(jobInput) : [];
+  return { job, secret, contentRef, cacheRepo, ignored };
+}
