@@ -133,13 +133,13 @@ async function getWithRetry(url: string): Promise<string> {
   for (let attempt = 0; attempt < 20; attempt++) {
     try {
       return await new Promise<string>((resolve, reject) => {
-        http
-          .get(url, (res) => {
-            let body = "";
-            res.on("data", (d: Buffer) => (body += d.toString()));
-            res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
-          })
-          .on("error", reject);
+        const request = http.get(url, (res) => {
+          let body = "";
+          res.on("data", (d: Buffer) => (body += d.toString()));
+          res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
+        });
+        request.on("error", reject);
+        request.setTimeout(5_000, () => request.destroy(new Error("no answer within 5 s")));
       });
     } catch (err) {
       last = err;
