@@ -53,7 +53,9 @@ export class BuilderJobs {
               namespace: this.client.namespace,
               propagationPolicy: "Background",
               gracePeriodSeconds: 0,
-              ...(uid ? { body: { preconditions: { uid } } } : {}),
+              // With a body the API server reads the options from it, not from the query: repeat them (a Job's
+              // default propagation is Orphan, which would leave its pod behind).
+              body: { propagationPolicy: "Background", gracePeriodSeconds: 0, ...(uid ? { preconditions: { uid } } : {}) },
             },
             o,
           ),
