@@ -6,12 +6,13 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Container, ContainerStatus, LogOptions } from "./contract.js";
-import { ContainerNotFoundError, DeadlineExceededError, KubernetesApiError } from "./errors.js";
+import { ContainerNotFoundError, DeadlineExceededError, KubernetesApiError, type ContainerEngineError } from "./errors.js";
 import type { KubeClient } from "./kube/client.js";
 import { followLogs, formatLogLine, readLogs, type LogLine } from "./kube/logs.js";
 import { compareTimestamps } from "./kube/lines.js";
 import type { PortForward } from "./kube/port-forward.js";
 import { podsCollection, ResourceWatch, waitFor } from "./kube/watch.js";
+import { containerErrorOf } from "./pods/container-error.js";
 import { RUN_CONTAINER_NAME } from "./pods/run-pod.js";
 import { containerStateOf, type PodState, type StatusOptions } from "./pods/status.js";
 
@@ -43,6 +44,8 @@ export class PodContainer implements Container {
   private pod: V1Pod;
   private gone = false;
   private removed = false;
+  /** kill/stop/remove was called: a deletion is ours, not a fault. */
+  private endedByUs = false;
   private state: PodState;
   /** The log captured before the pod went away (kill/stop); null while the kubelet still has it. */
   private retainedLog: LogLine[] | null = null;
@@ -69,6 +72,16 @@ export class PodContainer implements Container {
   /** Why the container ended when it did not simply exit, or what it waits for; null otherwise. */
   get reason(): string | null {
     return this.state.reason ?? this.state.waiting;
+  }
+
+  /**
+   * Why the cluster ended the container or never started it, as a typed error: ImagePullError,
+   * UnschedulableError, DeadlineExceededError (`timeouts.runSeconds`), ContainerNotFoundError (deleted or
+   * evicted from outside). Null while it runs or waits, and after it exited by itself (see `exitcode`).
+   */
+  get error(): ContainerEngineError | null {
+    const image = this.pod.spec?.containers?.find((c) => c.name === RUN_CONTAINER_NAME)?.image ?? "";
+    return containerErrorOf(this.state, { id: this.id, image, endedByUs: this.endedByUs });
   }
 
   /** Where each container port was forwarded (kept after the forward ended, for the record). */
@@ -132,6 +145,7 @@ export class PodContainer implements Container {
   async remove(): Promise<void> {
     if (this.removed) return;
     this.removed = true;
+    this.endedByUs = true;
     this.background.abort();
     await this.closeForward();
     if (!this.gone) await this.deletePod(0);
@@ -207,6 +221,7 @@ export class PodContainer implements Container {
   private async terminate(graceSeconds: number): Promise<void> {
     this.assertNotRemoved();
     if (this.gone || this.state.terminal) return;
+    this.endedByUs = true;
     const capture = this.captureLog();
     await this.deletePod(graceSeconds);
     await this.until((s) => s.terminal);
