@@ -57,7 +57,9 @@ export async function runCommand(cmd: ParsedCommand, ctx: CommandContext): Promi
     environment: Object.entries(parseKeyValues("env", strings(cmd.flags.env), ctx.env)).map(([k, v]) => `${k}=${v}`),
     ports: publishFlagsToPorts(strings(cmd.flags.publish)),
     ...(typeof cmd.flags.user === "string" ? { user: cmd.flags.user } : {}),
-    remove: cmd.flags.rm === true,
+    // Attached, we remove the pod ourselves once its logs and exit code are read (the engine's remove-on-exit
+    // would race them); detached, nobody is left to do it, so the engine does.
+    remove: cmd.flags.rm === true && cmd.flags.detach === true,
     signal: ctx.signal,
   });
   for (const [port, local] of Object.entries(container.ports ?? {})) {

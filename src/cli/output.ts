@@ -53,7 +53,9 @@ interface Streams {
 
 /** The output for a command; `now` is injectable for tests. */
 export function createOutput(options: { json: boolean; quiet: boolean }, streams: Streams, now: () => number = Date.now): Output {
-  const started = now();
+  // The rate is over the upload itself: from the first progress update, not from the command's start (which
+  // includes waiting for the builder pod).
+  let uploadStarted: number | null = null;
   // The first update always prints, whatever the clock's origin (an injected clock may start at 0).
   let lastProgress = Number.NEGATIVE_INFINITY;
   let progressOpen = false;
@@ -65,7 +67,8 @@ export function createOutput(options: { json: boolean; quiet: boolean }, streams
     progressOpen = false;
   };
   const rate = (bytes: number): number => {
-    const seconds = (now() - started) / 1000;
+    uploadStarted ??= now();
+    const seconds = (now() - uploadStarted) / 1000;
     return seconds > 0 ? Math.round(bytes / seconds) : 0;
   };
   return {
@@ -79,6 +82,7 @@ export function createOutput(options: { json: boolean; quiet: boolean }, streams
     },
     contextProgress(p) {
       const done = p.tarBytes >= p.totalTarBytes;
+      uploadStarted ??= now();
       // A terminal redraws one line often; a log file gets a line every few seconds.
       const interval = streams.stderr.isTTY && !options.json ? 250 : 2000;
       if (options.quiet || (!done && now() - lastProgress < interval)) return;

@@ -201,6 +201,8 @@ describe("createOutput: --json", () => {
     output.line("no newline");
     output.line("two\nlines\n");
     output.phase("builder pod scheduled");
+    advance(2000); // waiting for the builder pod does not count towards the upload rate
+    output.contextProgress({ tarBytes: 0, totalTarBytes: 8192, gzipBytes: 0 });
     advance(2000);
     output.contextProgress({ tarBytes: 4096, totalTarBytes: 8192, gzipBytes: 1000 });
     output.result("human summary is not printed", { image: "localhost:5001/x:latest", digest: null, pushed: true, seconds: 2 });
@@ -215,11 +217,12 @@ describe("createOutput: --json", () => {
       // Only the trailing newline is dropped; an embedded one stays escaped inside the one line.
       { event: "log", line: "two\nlines" },
       { event: "phase", message: "builder pod scheduled" },
+      { event: "progress", phase: "context", tarBytes: 0, totalTarBytes: 8192, gzipBytes: 0, bytesPerSecond: 0 },
       { event: "progress", phase: "context", tarBytes: 4096, totalTarBytes: 8192, gzipBytes: 1000, bytesPerSecond: 500 },
       { event: "result", image: "localhost:5001/x:latest", digest: null, pushed: true, seconds: 2 },
       { event: "error", type: "BuildError", message: "the build failed", reason: "failed", exitCode: 2 },
     ]);
-    expect(stdout.text.split("\n")).toHaveLength(9);
+    expect(stdout.text.split("\n")).toHaveLength(10);
   });
 
   it.each<[string, unknown, object]>([
