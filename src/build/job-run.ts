@@ -169,7 +169,7 @@ export class JobRunner {
     const result = builderResultOf(pod, null, { ...this.statusOptions(), pullGraceSeconds: 0 });
     if (result.state === "succeeded") return result.digest;
     if (result.state === "failed") {
-      if (uploadError) {
+      if (uploadError && blameUpload(tail)) {
         throw new BuildError(`the build context could not be delivered: ${String(uploadError)}`, {
           reason: "upload",
           exitCode: result.failure.exitCode,
@@ -181,6 +181,16 @@ export class JobRunner {
     }
     throw new BuildError(`the builder pod ${pod.metadata?.name} ended in an unknown state`, { reason: "failed", logTail: tail });
   }
+}
+
+/**
+ * Whether a failed build with a failed upload failed because of the upload. A builder that exits while the
+ * attach session closes can make the upload report an error although everything arrived: then the builder's
+ * own error lines (a failing RUN, a missing base image) are the reason, unless they are about the archive.
+ */
+export function blameUpload(tail: readonly string[]): boolean {
+  const errors = summarizeBuilderFailure(tail).errorLines;
+  return errors.length === 0 || errors.some((line) => /unexpected EOF|\bgzip\b|\btar\b|archive|\bstdin\b/i.test(line));
 }
 
 /**

@@ -13,7 +13,9 @@ let dir: string;
 
 beforeAll(async () => {
   ns = await engineNamespace("e2e-build");
-  engine = ns.engine({ builder: "kaniko" });
+  // Every test here exercises the builder pod: an earlier run's image for the same content must not be reused
+  // (content-addressed builds are covered by test/e2e/build/).
+  engine = ns.engine({ builder: "kaniko", contentAddressed: false });
   dir = mkdtempSync(join(tmpdir(), "kce-build-"));
 });
 

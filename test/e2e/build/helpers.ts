@@ -1,0 +1,77 @@
+// Shared parts of the build e2e tests: context directories, a recorder of every pod and Job the engine creates
+// (counted by a watch, kept in full for the credential-leak checks), and timing.
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { KubeClient } from "../../../src/kube/client.js";
+import { jobsCollection, podsCollection, ResourceWatch, type KubeObject } from "../../../src/kube/watch.js";
+import { engineSelector } from "../../../src/pods/labels.js";
+
+/** Writes `files` into a fresh directory under `parent`. */
+export function contextDir(parent: string, files: Record<string, string>): string {
+  const root = mkdtempSync(join(parent, "ctx-"));
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(join(root, name, ".."), { recursive: true });
+    writeFileSync(join(root, name), content);
+  }
+  return root;
+}
+
+/** Every version of every object of ours a watch saw, from `start()` to `stop()`. */
+export class Recorder<T extends KubeObject> {
+  readonly seen = new Map<string, T[]>();
+  private readonly ctrl = new AbortController();
+  private readonly done: Promise<void>;
+  private readyResolve!: () => void;
+  readonly ready = new Promise<void>((resolve) => (this.readyResolve = resolve));
+
+  constructor(watch: ResourceWatch<T>) {
+    this.done = (async () => {
+      try {
+        for await (const ev of watch.events(this.ctrl.signal)) {
+          if (ev.type === "relisted") {
+            for (const o of ev.objects) this.add(o);
+            this.readyResolve();
+          } else this.add(ev.object);
+        }
+      } catch {
+        // stopped
+      }
+    })();
+  }
+
+  private add(object: T): void {
+    const name = object.metadata?.name ?? "";
+    this.seen.set(name, [...(this.seen.get(name) ?? []), object]);
+  }
+
+  /** Names seen so far. */
+  names(): string[] {
+    return [...this.seen.keys()];
+  }
+
+  /** Everything seen, as JSON (for leak checks). */
+  json(): string {
+    return JSON.stringify([...this.seen.values()]);
+  }
+
+  async stop(): Promise<void> {
+    this.ctrl.abort();
+    await this.done;
+  }
+}
+
+export function recordPods(admin: KubeClient): Recorder<V1Pod> {
+  return new Recorder(new ResourceWatch<V1Pod>(admin, podsCollection(admin.namespace), { labelSelector: engineSelector() }));
+}
+
+export function recordJobs(admin: KubeClient): Recorder<V1Job> {
+  return new Recorder(new ResourceWatch<V1Job>(admin, jobsCollection(admin.namespace), { labelSelector: engineSelector() }));
+}
+
+/** Runs `fn` and returns its value with the elapsed milliseconds. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await fn();
+  return { value, ms: Math.round(performance.now() - started) };
+}
