@@ -1,7 +1,8 @@
 /**
  * The typed error of a run container the cluster ended or never started (pure): an image that cannot be
  * pulled, no node that fits, a deadline that passed, a pod deleted or evicted from outside. A container that
- * simply exited (any code, OOM included) has no error: its exit code and reason say what happened.
+ * simply exited (any code, OOM included) has no error: its exit code and reason say what happened — unless it
+ * exited because someone else deleted its pod.
  */
 import {
   ContainerNotFoundError,
@@ -43,6 +44,11 @@ export function containerErrorOf(state: PodState, input: ContainerErrorInput): C
     case "deleted":
       return input.endedByUs ? null : new ContainerNotFoundError(`container ${input.id}: ${reason}`);
     default:
+      // Deleted from outside but its process got to exit (a SIGTERM handler, the kill after the grace).
+      if (state.terminal && state.deleted && !input.endedByUs) {
+        const code = state.exitCode === null ? "" : ` (its process ended with code ${state.exitCode})`;
+        return new ContainerNotFoundError(`container ${input.id} was deleted from outside${code}`);
+      }
       return null;
   }
 }

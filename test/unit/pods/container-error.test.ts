@@ -40,6 +40,13 @@ describe("containerErrorOf", () => {
     });
   });
 
+  it("a container that exited because someone else deleted its pod is gone", () => {
+    const deleted = { ...state("error", "Deleted: the pod was deleted; its container ended with code 143"), exitCode: 143, deleted: true };
+    expect(containerErrorOf(deleted, input)?.message).toBe("container kce-run-x was deleted from outside (its process ended with code 143)");
+    expect(containerErrorOf(deleted, input)).toBeInstanceOf(ContainerNotFoundError);
+    expect(containerErrorOf(deleted, { ...input, endedByUs: true })).toBeNull();
+  });
+
   it("is null for exits (any code, OOM too), while running, and for our own deletes", () => {
     expect(containerErrorOf(state("error", null), input)).toBeNull();
     expect(containerErrorOf(state("oom", "OOMKilled"), input)).toBeNull();
