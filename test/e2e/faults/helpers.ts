@@ -4,7 +4,7 @@
 //
 // Each test is preceded by a one-line annotation that test/e2e/faults/table.ts turns into the README table:
 //   // row <n> | <fault or bad input> | <what the engine does>
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
@@ -103,4 +103,55 @@ export async function eventually(check: () => Promise<boolean>, withinMs: number
 /** `n` numbered lines "line 1" … "line n". */
 export function numberedLines(n: number, prefix = "line"): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix} ${i + 1}`);
+}
+
+/** A child `node` process whose output is collected (for Ctrl-C and SIGKILL tests). */
+export interface Child {
+  readonly process: ChildProcess;
+  /** stdout and stderr so far, interleaved. */
+  output(): string;
+  /** Resolves once the output matches `pattern`; rejects after `timeoutMs` or when the process ended first. */
+  waitForOutput(pattern: RegExp, timeoutMs: number): Promise<void>;
+  /** Resolves when the process exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `node <args…>` in the repository root with `env` added to this process's environment. */
+export function startNode(args: string[], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+  let text = "";
+  const listeners = new Set<() => void>();
+  const append = (chunk: Buffer): void => {
+    text += chunk.toString("utf8");
+    for (const l of listeners) l();
+  };
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on("close", (code, signal) => r({ code, signal })));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+    for (const l of listeners) l();
+  });
+  return {
+    process: child,
+    output: () => text,
+    exited,
+    waitForOutput: (pattern, timeoutMs) =>
+      new Promise<void>((resolvePromise, reject) => {
+        const check = (): void => {
+          if (pattern.test(text)) finish(null);
+          else if (done) finish(new Error(`the process exited before printing ${pattern}; output:\n${text}`));
+        };
+        const timer = setTimeout(() => finish(new Error(`no ${pattern} within ${timeoutMs} ms; output:\n${text}`)), timeoutMs);
+        const finish = (err: Error | null): void => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          if (err) reject(err);
+          else resolvePromise();
+        };
+        listeners.add(check);
+        check();
+      }),
+  };
 }
