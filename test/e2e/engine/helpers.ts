@@ -7,6 +7,7 @@ import { KubernetesEngine, type KubernetesEngineOptions } from "../../../src/ind
 import type { KubeClient } from "../../../src/kube/client.js";
 import { engineSelector } from "../../../src/pods/labels.js";
 import { baseImage, deleteNamespace, namespaceClient } from "../kube/helpers.js";
+import { grantSuiteServiceAccount, kubeConfigFrom, suiteServiceAccount } from "../rbac/service-account.js";
 
 export { baseImage, deleteNamespace };
 
@@ -17,12 +18,25 @@ export interface EngineNamespace {
   engine(options?: KubernetesEngineOptions): KubernetesEngine;
 }
 
+/**
+ * A fresh namespace (created as admin) and engines in it. With KCE_E2E_KUBECONFIG set
+ * (test/e2e/rbac/as-service-account), the engines run as the manifests' ServiceAccount, bound to the manifests'
+ * Role in this namespace, instead of as cluster-admin.
+ */
 export async function engineNamespace(prefix: string): Promise<EngineNamespace> {
   const admin = await namespaceClient(prefix);
+  await grantSuiteServiceAccount(admin.namespace);
+  const sa = suiteServiceAccount();
   return {
     admin,
     namespace: admin.namespace,
-    engine: (options = {}) => new KubernetesEngine({ namespace: admin.namespace, log: () => undefined, ...options }),
+    engine: (options = {}) =>
+      new KubernetesEngine({
+        namespace: admin.namespace,
+        log: () => undefined,
+        ...(sa ? { kubeConfig: kubeConfigFrom(sa.kubeconfig) } : {}),
+        ...options,
+      }),
   };
 }
 
