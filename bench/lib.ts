@@ -38,6 +38,7 @@ export function run(command: string, args: string[], options: SpawnOptions & { i
     child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr = (stderr + d).slice(-64 * 1024)));
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr, ms: performance.now() - started }));
+    child.stdin?.on("error", () => undefined); // a command that does not read its stdin may exit first
     child.stdin?.end(options.input ?? "");
   });
 }
