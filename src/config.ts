@@ -56,6 +56,12 @@ export interface KubernetesEngineOptions {
   registry?: RegistryOptions;
   /** Credentials for pushing (and pulling); default: $CONTAINER_ENGINE_REGISTRY_CREDENTIALS (JSON). */
   registryCredentials?: RegistryCredentials;
+  /**
+   * Other registries ("host[:port]") that builders reach over plain HTTP or unverified TLS, e.g. a push
+   * target. Default: $KCE_INSECURE_REGISTRIES (comma-separated). Localhost and private IPv4 addresses with a
+   * port count as insecure anyway, as for the engine's own registry.
+   */
+  insecureRegistries?: string[];
   builderImages?: { kaniko?: string; buildkit?: string };
   /**
    * Layer cache of builds into the engine's registry: Kaniko `--cache-repo`, BuildKit registry cache
@@ -118,6 +124,7 @@ export interface ResolvedEngineConfig {
   /** Null when not configured: the engine then reads the cluster's local-registry-hosting ConfigMap. */
   registry: ResolvedRegistry | null;
   registryCredentials: RegistryCredentials | null;
+  insecureRegistries: string[];
   builderImages: { kaniko: string; buildkit: string };
   /** Null when off; `repository` null means `<registry>/<repository>/cache` per image. */
   layerCache: { repository: string | null } | null;
@@ -206,6 +213,16 @@ function isOff(value: string | undefined): boolean {
   return value !== undefined && /^(0|false|no|off)$/i.test(value);
 }
 
+function resolveInsecureRegistries(given: string[] | undefined, env: Record<string, string | undefined>): string[] {
+  const hosts = given ?? (env.KCE_INSECURE_REGISTRIES ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+  for (const host of hosts) {
+    if (typeof host !== "string" || host === "" || /\s|\//.test(host)) {
+      throw new InvalidInputError(`insecureRegistries entry ${JSON.stringify(host)} must be a host[:port] without a scheme or path`);
+    }
+  }
+  return [...new Set(hosts)];
+}
+
 function resolveLayerCache(
   given: KubernetesEngineOptions["layerCache"],
   env: Record<string, string | undefined>,
@@ -263,6 +280,7 @@ export function resolveEngineConfig(
       kaniko: options.builderImages?.kaniko ?? env.KCE_KANIKO_IMAGE ?? DEFAULT_BUILDER_IMAGES.kaniko,
       buildkit: options.builderImages?.buildkit ?? env.KCE_BUILDKIT_IMAGE ?? DEFAULT_BUILDER_IMAGES.buildkit,
     },
+    insecureRegistries: resolveInsecureRegistries(options.insecureRegistries, env),
     layerCache: resolveLayerCache(options.layerCache, env),
     contentAddressed: options.contentAddressed ?? !isOff(env.KCE_CONTENT_ADDRESSED),
     timeouts,

@@ -22,7 +22,7 @@ import { createBuildContext, type BuildContext } from "./context.js";
 import { JobRunner, type JobOutcome } from "./job-run.js";
 import { BuilderJobs } from "./jobs.js";
 import { imageTarget, planBuilderJob, type ImageTarget, type JobPlan } from "./plan.js";
-import { pushImage } from "./push.js";
+import { describePushFailure, isUnauthorized, pushImage } from "./push.js";
 
 /** What a finished build produced. */
 export interface BuildResult {
@@ -226,6 +226,8 @@ export class Builder {
       build.progress({ kind: "phase", message: `builder pod for job ${job.metadata?.name} created` });
       const outcome = yield* this.runner.run({ job, context: build.context, image: build.target.image, progress: build.progress, signal: build.options.signal });
       return await this.confirm(build, outcome);
+    } catch (err) {
+      throw this.explain(build, err);
     } finally {
       await this.jobs.delete(job);
     }
@@ -251,6 +253,20 @@ export class Builder {
     if (failure instanceof BuildError && failure.reason === "deleted") return null;
     if (failure) throw failure;
     return null;
+  }
+
+  /** A build that pushes to another registry and was refused there says which credentials to set. */
+  private explain(build: BuildJob, err: unknown): unknown {
+    if (!(err instanceof BuildError) || build.target.inEngineRegistry || !build.push) return err;
+    const output = [err.message, ...err.logTail].join("\n");
+    if (!isUnauthorized(output)) return err;
+    const credentialsFor = this.deps.config.registryCredentials?.registry ?? null;
+    return new BuildError(describePushFailure(err.message, build.target.image, credentialsFor), {
+      reason: err.reason,
+      exitCode: err.exitCode,
+      logTail: err.logTail,
+      cause: err,
+    });
   }
 
   /** The builder said it pushed: check the registry agrees (a deleted pod can look successful). */

@@ -101,8 +101,10 @@ export function buildctlArgs(input: BuildkitJobInput): string[] {
     const ref = buildkitCacheRef(input.cacheRepo);
     if (!input.noCacheExport) args.push("--export-cache", `type=registry,${csvField(`ref=${ref}`)},mode=max`);
     args.push("--import-cache", `type=registry,${csvField(`ref=${ref}`)}`);
-  } else if (input.push && !input.noCacheExport) {
-    // Cache metadata inside the pushed image, so it can serve as a later build's cacheFrom.
+  }
+  if (input.push && !input.noCacheExport) {
+    // Cache metadata inside the pushed image too, so it can serve as a later build's cacheFrom (repo2docker
+    // passes the previous image there).
     args.push("--export-cache", "type=inline");
   }
   for (const ref of input.cacheFrom ?? []) args.push("--import-cache", `type=registry,${csvField(`ref=${ref}`)}`);

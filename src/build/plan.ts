@@ -3,7 +3,7 @@
  * whether and where the layer cache lives, the content tag, the builder Job and its credentials Secret.
  */
 import type { V1Job, V1Secret } from "@kubernetes/client-node";
-import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
+import { isConventionallyInsecure, type ResolvedEngineConfig, type ResolvedRegistry } from "../config.js";
 import type { ContainerLimits } from "../contract.js";
 import { formatImageReference, type ImageReference } from "../image.js";
 import { engineAnnotations, engineLabels } from "../pods/labels.js";
@@ -54,6 +54,17 @@ export function layerCacheRepository(config: ResolvedEngineConfig, target: Image
 /** `cacheFrom` references as builder pods pull them (no host → the engine registry's push address). */
 export function cacheFromRefs(cacheFrom: readonly ImageReference[], registry: ResolvedRegistry): string[] {
   return cacheFrom.map((ref) => imageTarget(ref, registry).pushRef);
+}
+
+/**
+ * The registries the builder reaches over plain HTTP / unverified TLS: the engine's own when it is insecure,
+ * the configured ones, and a destination that is insecure by convention (localhost, private IPv4 with a port).
+ */
+export function insecureRegistries(config: ResolvedEngineConfig, registry: ResolvedRegistry, target: ImageTarget): string[] {
+  const hosts = registry.insecure ? [registry.host, registry.pushHost] : [];
+  hosts.push(...config.insecureRegistries);
+  if (!target.inEngineRegistry && isConventionallyInsecure(target.tag.registry)) hosts.push(target.tag.registry);
+  return [...new Set(hosts)];
 }
 
 /** What {@link planBuilderJob} needs. */
@@ -118,7 +129,7 @@ export function planBuilderJob(input: JobPlanInput): JobPlan {
     ...(cacheRepo ? { cacheRepo } : {}),
     ...(options.platform ? { platform: options.platform } : {}),
     push: input.push,
-    insecureRegistries: registry.insecure ? [...new Set([registry.host, registry.pushHost])] : [],
+    insecureRegistries: insecureRegistries(config, registry, target),
     deadlineSeconds: config.timeouts.buildSeconds,
     ttlSecondsAfterFinished: config.timeouts.builderTtlSeconds,
     ...(input.containerLimits ? { containerLimits: input.containerLimits } : {}),

@@ -5,11 +5,13 @@
  * to `ref` with the per-push credentials Secret (from `registryCredentials` /
  * `CONTAINER_ENGINE_REGISTRY_CREDENTIALS`), which is owned by the Job and deleted with it.
  *
- * How faithful the copy is: the layers are the same blobs (same digests; the builders re-push the base
- * image's compressed layers as they are) and the runtime config (Env, Cmd, Entrypoint, WorkingDir, User,
- * ExposedPorts, Labels) is inherited by `FROM`. The builder writes a new image config and manifest, so the
- * manifest digest differs from the source's (Kaniko/BuildKit set `created` and history); an index is reduced
- * to the build platform's image; manifest annotations are not copied. No cache metadata is exported.
+ * How faithful the copy is (measured on the local cluster, test/e2e/build/push.test.ts): the layers are the
+ * same blobs (same digests: the builders re-push the base image's compressed layers as they are) and the
+ * runtime config (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Labels, history) is inherited by
+ * `FROM`. BuildKit re-exports the image unchanged: the copy's manifest digest equals the source's. Kaniko
+ * writes a new config whose only difference is `created`, so the manifest digest differs. Either way an index
+ * is reduced to the build platform's image and manifest annotations are not copied. No cache metadata is
+ * exported.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
@@ -34,13 +36,18 @@ export interface PushDeps extends BuilderDeps {
 
 const UNAUTHORIZED = /unauthori[sz]ed|authentication required|no basic auth credentials|\b401\b|denied|\b403\b|forbidden/i;
 
+/** Whether a builder's output says the registry refused the credentials (or their absence). */
+export function isUnauthorized(output: string): boolean {
+  return UNAUTHORIZED.test(output);
+}
+
 /**
  * The message of a failed push, in words a user can act on (pure). `output` is the builder's error and last
  * lines; `credentialsFor` the registry the configured credentials are for (null when none are configured).
  */
 export function describePushFailure(output: string, destination: string, credentialsFor: string | null): string {
   const host = parseImageReference(destination).registry ?? "docker.io";
-  if (!UNAUTHORIZED.test(output)) return `push of ${destination} failed: ${output}`;
+  if (!isUnauthorized(output)) return `push of ${destination} failed: ${output}`;
   let hint: string;
   if (credentialsFor === null) {
     hint = `no credentials are configured: set registryCredentials (or CONTAINER_ENGINE_REGISTRY_CREDENTIALS) for ${host}`;

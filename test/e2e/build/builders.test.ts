@@ -153,6 +153,21 @@ describe("both builders", () => {
     expect((await engine.inspectImage(`${repository}:b`))?.tags).toEqual([`${repository}:b`]);
   });
 
+  it("BuildKit honours cacheFrom: a new repository without a cache of its own reuses an earlier image's layers", async () => {
+    const engine = engineFor("buildkit", { layerCache: false, contentAddressed: false });
+    const first = `kce-e2e/cache-from-a-${randomBytes(4).toString("hex")}:1`;
+    await build(engine, first, contextDir(dir, multiStage("from-a")));
+    const stream = engine.build({
+      tag: `kce-e2e/cache-from-b-${randomBytes(4).toString("hex")}:1`,
+      path: contextDir(dir, multiStage("from-b")),
+      buildArgs: { GREETING: "hello-multi" },
+      cacheFrom: [first],
+    });
+    const lines = await collect(stream);
+    expect(lines.join("")).toMatch(/importing cache manifest from .*cache-from-a/);
+    expect(lines.join("")).toMatch(/#\d+ \[stage-one 2\/2\] RUN[^\n]*\n#\d+ CACHED/);
+  });
+
   it("BuildKit auto mode with a root image fails before creating anything, naming both ways out", async () => {
     const before = await leftovers(ns.admin);
     const messages: string[] = [];

@@ -1,7 +1,9 @@
 import type { V1Job } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { describePushFailure } from "../../../src/build/push.js";
-import { ANNOTATION_CONTENT_HASH, cacheFromRefs, imageTarget, layerCacheRepository, planBuilderJob, type JobPlanInput } from "../../../src/build/plan.js";
+import {
+  ANNOTATION_CONTENT_HASH, cacheFromRefs, imageTarget, insecureRegistries, layerCacheRepository, planBuilderJob, type JobPlanInput,
+} from "../../../src/build/plan.js";
 import { resolveEngineConfig, resolveRegistry, type KubernetesEngineOptions } from "../../../src/config.js";
 import { parseImageReference } from "../../../src/image.js";
 
@@ -48,6 +50,25 @@ describe("imageTarget", () => {
       "kind-registry:5000/r2d/x:old",
       "quay.io/o/x:1",
     ]);
+  });
+});
+
+describe("insecureRegistries", () => {
+  const secure = resolveRegistry({ host: "registry.example", insecure: false });
+  it("lists the insecure engine registry, the configured hosts and a conventionally insecure destination", () => {
+    const config = resolveEngineConfig({}, { KCE_INSECURE_REGISTRIES: "192.0.2.2:5001, other:5000" });
+    expect(config.insecureRegistries).toEqual(["192.0.2.2:5001", "other:5000"]);
+    const target = imageTarget(parseImageReference("10.1.2.3:5000/x:1"), registry);
+    expect(insecureRegistries(config, registry, target)).toEqual([
+      "localhost:5001", "kind-registry:5000", "192.0.2.2:5001", "other:5000", "10.1.2.3:5000",
+    ]);
+  });
+  it("lists nothing for a secure engine registry and a public destination", () => {
+    const target = imageTarget(parseImageReference("quay.io/o/x:1"), secure);
+    expect(insecureRegistries(resolveEngineConfig({}, {}), secure, target)).toEqual([]);
+  });
+  it("rejects a host with a scheme", () => {
+    expect(() => resolveEngineConfig({ insecureRegistries: ["http://x:5000"] }, {})).toThrow(/host\[:port\]/);
   });
 });
 

@@ -1,0 +1,185 @@
+// push() and build({push}) to the local cluster's htpasswd registry: with credentials the copy lands there (made
+// by a builder Job, no image bytes through the client); without them, or with a wrong password, ImageLoadError
+// saying what to do. The password appears in no pod spec, env, args, annotation, Job, event, engine output or
+// log message, nor in the user's docker config; the per-push Secret goes with the Job.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BuildError, ImageLoadError, type KubernetesEngine, type KubernetesEngineOptions } from "../../../src/index.js";
+import { RegistryClient } from "../../../src/registry/client.js";
+import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, type EngineNamespace } from "../engine/helpers.js";
+import { contextDir, recordJobs, recordPods, timed, type Recorder } from "./helpers.js";
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: source ~/.cache/kce/cluster.env`);
+  return value;
+}
+
+const AUTH = env("KCE_AUTH_REGISTRY");
+const AUTH_PUSH = process.env.KCE_AUTH_REGISTRY_PUSH ?? AUTH;
+const USER = env("KCE_AUTH_USER");
+const PASSWORD = env("KCE_AUTH_PASSWORD");
+const WRONG = `wrong-${randomBytes(6).toString("hex")}`;
+const DOCKER_CONFIG = join(process.env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
+
+let ns: EngineNamespace;
+let dir: string;
+let pods: Recorder<V1Pod>;
+let jobs: Recorder<V1Job>;
+const output: string[] = [];
+const messages: string[] = [];
+const dockerConfigBefore = existsSync(DOCKER_CONFIG) ? statSync(DOCKER_CONFIG).mtimeMs : null;
+
+beforeAll(async () => {
+  ns = await engineNamespace("e2e-push");
+  dir = mkdtempSync(join(tmpdir(), "kce-push-"));
+  pods = recordPods(ns.admin);
+  jobs = recordJobs(ns.admin);
+  await Promise.all([pods.ready, jobs.ready]);
+});
+
+afterAll(async () => {
+  await pods?.stop();
+  await jobs?.stop();
+  rmSync(dir, { recursive: true, force: true });
+  if (ns) await expectNoLeftovers(ns.admin);
+  await deleteNamespace(ns?.admin);
+});
+
+function engine(options: KubernetesEngineOptions = {}): KubernetesEngine {
+  return ns.engine({ insecureRegistries: [AUTH_PUSH], log: (m) => messages.push(m), ...options });
+}
+
+const withCredentials = (password = PASSWORD): KubernetesEngineOptions => ({
+  registryCredentials: { registry: AUTH_PUSH, username: USER, password },
+});
+
+/** Collects a stream's lines into `output`, rethrowing its error. */
+async function drain(lines: AsyncIterable<string>): Promise<string[]> {
+  const mine: string[] = [];
+  try {
+    for await (const line of lines) mine.push(line);
+  } finally {
+    output.push(...mine);
+  }
+  return mine;
+}
+
+function authClient(): RegistryClient {
+  return new RegistryClient({ hosts: { [AUTH]: { insecure: true, credentials: { username: USER, password: PASSWORD } } } });
+}
+
+async function buildLocal(builder: "kaniko" | "buildkit"): Promise<string> {
+  const repository = `kce-e2e/pushme-${builder}-${randomBytes(4).toString("hex")}`;
+  const path = contextDir(dir, {
+    Dockerfile: `FROM ${baseImage()}\nLABEL org.example.pushed=yes\nENV PUSHED=1\nRUN echo pushed-${builder} > /pushed\nCMD ["cat", "/pushed"]\n`,
+  });
+  await drain(engine({ builder, ...(builder === "buildkit" ? { buildkitMode: "privileged" } : {}) }).build({ tag: `${repository}:1`, path }));
+  return repository;
+}
+
+describe.each(["kaniko", "buildkit"] as const)("push with %s", (builder) => {
+  it("copies an image to the auth registry with credentials, through a builder Job", async () => {
+    const repository = await buildLocal(builder);
+    const jobsBefore = jobs.names();
+    const e = engine({ builder, ...(builder === "buildkit" ? { buildkitMode: "privileged" } : {}), ...withCredentials() });
+    const { value: lines, ms } = await timed(() => drain(e.push(`${AUTH}/${repository}:1`)));
+    console.log(`push with ${builder}: ${ms} ms`);
+    expect(lines.at(-1)).toMatch(new RegExp(`^Pushed ${AUTH}/${repository}:1@sha256:[0-9a-f]{64}\\n$`));
+    expect(jobs.names().filter((n) => !jobsBefore.includes(n)).every((n) => n.startsWith("kce-push-"))).toBe(true);
+
+    const client = authClient();
+    const copy = await client.getManifest(`${AUTH}/${repository}:1`);
+    const source = await e.registryClient(await e.registry()).getManifest(`${env("KCE_REGISTRY")}/${repository}:1`);
+    expect(copy).not.toBeNull();
+    // Fidelity: the same layer blobs; the runtime config is inherited by FROM.
+    expect(copy?.layers.map((l) => l.digest)).toEqual(source?.layers.map((l) => l.digest));
+    const config = (await client.getConfig(`${AUTH}/${repository}:1`))?.config;
+    expect(config).toMatchObject({ Cmd: ["cat", "/pushed"], Labels: { "org.example.pushed": "yes" } });
+    expect(config?.["Env"]).toContain("PUSHED=1");
+    console.log(`push fidelity (${builder}): manifest ${copy?.digest === source?.digest ? "identical" : "differs"}`);
+  });
+});
+
+describe("push failures", () => {
+  let repository: string;
+  beforeAll(async () => {
+    repository = await buildLocal("kaniko");
+  });
+
+  it("without credentials is an ImageLoadError that says which setting to use", async () => {
+    const error = await drain(engine({ builder: "kaniko" }).push(`${AUTH}/${repository}:1`)).then(() => null, (err: unknown) => err);
+    expect(error).toBeInstanceOf(ImageLoadError);
+    expect(String(error)).toMatch(new RegExp(`unauthorized: registry ${AUTH_PUSH.replace(/\./g, "\\.")} refused`));
+    expect(String(error)).toMatch(/set registryCredentials \(or CONTAINER_ENGINE_REGISTRY_CREDENTIALS\)/);
+  });
+
+  it("with a wrong password is an ImageLoadError asking to check the credentials", async () => {
+    const error = await drain(engine({ builder: "kaniko", ...withCredentials(WRONG) }).push(`${AUTH}/${repository}:1`)).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(ImageLoadError);
+    expect(String(error)).toMatch(/check the username and password configured for/);
+    messages.push(String(error));
+  });
+
+  it("of an image the engine never built is an ImageLoadError before any pod", async () => {
+    const before = pods.names();
+    await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(ImageLoadError);
+    await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(/build it first/);
+    expect(pods.names().filter((n) => !before.includes(n))).toEqual([]);
+  });
+
+  it("to the engine's own registry has nothing to do", async () => {
+    const lines = await drain(engine().push(`${repository}:1`));
+    expect(lines.join("")).toMatch(/is in the engine's registry already .*nothing to push/);
+  });
+});
+
+describe("build({push}) to the auth registry", () => {
+  const path = (): string => contextDir(dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo direct > /direct\n` });
+  it("pushes directly with credentials", async () => {
+    const tag = `${AUTH}/kce-e2e/direct-${randomBytes(4).toString("hex")}:1`;
+    const stream = engine({ builder: "kaniko", ...withCredentials() }).build({ tag, path: path(), push: true });
+    await drain(stream);
+    const result = await stream.result;
+    expect(result.digest).toMatch(/^sha256:/);
+    expect(await authClient().manifestDigest(tag)).toBe(result.digest);
+  });
+
+  it("fails with a BuildError without credentials", async () => {
+    const tag = `${AUTH}/kce-e2e/direct-${randomBytes(4).toString("hex")}:1`;
+    const error = await drain(engine({ builder: "kaniko" }).build({ tag, path: path(), push: true })).then(() => null, (err: unknown) => err);
+    expect(error).toBeInstanceOf(BuildError);
+    expect(String(error)).toMatch(/^BuildError: unauthorized: registry .* set registryCredentials/);
+  });
+});
+
+describe("credentials", () => {
+  it("appear in no pod spec, Job, event, engine output or log message, nor in the user's docker config", async () => {
+    const events = await ns.admin.call("list", "events", (o) => ns.admin.core.listNamespacedEvent({ namespace: ns.namespace }, o));
+    const haystacks: Record<string, string> = {
+      pods: pods.json(),
+      jobs: jobs.json(),
+      events: JSON.stringify(events.items),
+      output: output.join(""),
+      messages: messages.join("\n"),
+    };
+    expect(pods.names().length).toBeGreaterThan(0);
+    for (const secret of [PASSWORD, WRONG]) {
+      for (const encoded of [secret, Buffer.from(`${USER}:${secret}`).toString("base64")]) {
+        for (const [where, text] of Object.entries(haystacks)) expect(text.includes(encoded), `${where} contains a credential`).toBe(false);
+      }
+    }
+    if (dockerConfigBefore === null) expect(existsSync(DOCKER_CONFIG)).toBe(false);
+    else {
+      expect(statSync(DOCKER_CONFIG).mtimeMs).toBe(dockerConfigBefore);
+      expect(readFileSync(DOCKER_CONFIG, "utf8")).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString("base64"));
+    }
+  });
+});
