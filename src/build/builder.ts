@@ -19,7 +19,7 @@ import { BuildkitModes } from "./buildkit-probe.js";
 import { buildContentHash, contentJobName, randomJobName } from "./content-hash.js";
 import { ContentStore } from "./content-store.js";
 import { createBuildContext, type BuildContext } from "./context.js";
-import { JobRunner, type JobOutcome } from "./job-run.js";
+import { blameUpload, JobRunner, type JobOutcome } from "./job-run.js";
 import { BuilderJobs } from "./jobs.js";
 import { imageTarget, planBuilderJob, type ImageTarget, type JobPlan } from "./plan.js";
 import { describePushFailure, isUnauthorized, pushImage } from "./push.js";
@@ -250,7 +250,9 @@ export class Builder {
     }
     const digest = await this.store(build.registry).reuse(build.target, hash, build.push, build.options.signal);
     if (digest) return this.result(build, { pod: outcome?.pod ?? null, digest, contextBytes: 0 }, "joined");
-    if (failure instanceof BuildError && failure.reason === "deleted") return null;
+    // Deleted (its creator cancelled) or starved of its context (its creator died mid-upload): build ourselves.
+    if (failure instanceof BuildError && (failure.reason === "deleted" || failure.reason === "upload")) return null;
+    if (failure instanceof BuildError && failure.reason === "failed" && blameUpload(failure.logTail)) return null;
     if (failure) throw failure;
     return null;
   }

@@ -74,6 +74,11 @@ async function runOutput(engine: KubernetesEngine, tag: string): Promise<string>
   return output;
 }
 
+/** The image runs (its CMD is the base image's shell, which exits at once); returns its output. */
+async function runOutputOf(tag: string): Promise<string> {
+  return runOutput(engineFor("kaniko"), tag);
+}
+
 const CACHE_HIT: Record<BuilderName, RegExp> = {
   kaniko: /Using caching version of cmd|Found cached layer/,
   buildkit: /#\d+ CACHED/,
@@ -151,6 +156,39 @@ describe("both builders", () => {
     const engine = engineFor("kaniko");
     expect((await engine.inspectImage(`${repository}:a`))?.tags).toEqual([`${repository}:a`]);
     expect((await engine.inspectImage(`${repository}:b`))?.tags).toEqual([`${repository}:b`]);
+  });
+
+  it("when the build it joined is cancelled, the joiner builds by itself", async () => {
+    const repository = `kce-e2e/takeover-${randomBytes(4).toString("hex")}`;
+    const files = { Dockerfile: `FROM ${baseImage()}\nRUN echo started-sleeping && sleep 6\nRUN echo done > /done\n` };
+    const controller = new AbortController();
+    const owner = engineFor("kaniko").build({ tag: `${repository}:owner`, path: contextDir(dir, files), signal: controller.signal });
+    const joinerLines: string[] = [];
+    let joined!: () => void;
+    const joinedSeen = new Promise<void>((resolve) => (joined = resolve));
+    let joiner: Promise<BuildResult> | null = null;
+    const ownerOutcome = (async () => {
+      for await (const line of owner) {
+        if (!line.includes("started-sleeping") || joiner) continue;
+        const stream = engineFor("kaniko").build({ tag: `${repository}:joiner`, path: contextDir(dir, files) });
+        joiner = (async () => {
+          for await (const l of stream) {
+            joinerLines.push(l);
+            if (l.startsWith("Joining")) joined();
+          }
+          return stream.result;
+        })();
+        await joinedSeen;
+        controller.abort();
+      }
+    })();
+    await expect(ownerOutcome).rejects.toThrow(/cancelled/);
+    expect(joiner).not.toBeNull();
+    const result = await (joiner as unknown as Promise<BuildResult>);
+    expect(result.source).toBe("built");
+    expect(joinerLines[0]).toMatch(/^Joining the identical build/);
+    expect(joinerLines.join("")).toMatch(/RUN echo done/);
+    expect(await runOutputOf(`${repository}:joiner`)).toBe("");
   });
 
   it("BuildKit honours cacheFrom: a new repository without a cache of its own reuses an earlier image's layers", async () => {
