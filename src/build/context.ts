@@ -84,6 +84,35 @@ export interface BuildContext {
   dispose(): Promise<void>;
 }
 
+/**
+ * Tar chunks are joined into blocks of about this size before hashing and gzip: a context of small files
+ * otherwise makes three tiny chunks per file, and every chunk is one zlib call on the thread pool and one
+ * pass through each stream stage (measured with bench/: ~15–20 % less CPU for 64 MiB in 5k files).
+ */
+const COALESCE_BYTES = 64 * 1024;
+/** zlib's output buffer: fewer, larger gzip chunks (and stdin frames) than the 16 KiB default. */
+const GZIP_CHUNK_BYTES = 64 * 1024;
+
+/** Joins small chunks into blocks of at least `size` bytes (the last one may be smaller); bounded memory. */
+export async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of source) {
+    if (chunk.length >= size && bytes === 0) {
+      yield chunk;
+      continue;
+    }
+    parts.push(chunk);
+    bytes += chunk.length;
+    if (bytes >= size) {
+      yield Buffer.concat(parts, bytes);
+      parts = [];
+      bytes = 0;
+    }
+  }
+  if (bytes > 0) yield Buffer.concat(parts, bytes);
+}
+
 /** Hashes and counts the uncompressed bytes flowing through it. */
 class TarMeter extends Transform {
   readonly hash = createHash("sha256");
@@ -127,7 +156,7 @@ class PreparedContext implements BuildContext {
 
   private source(): Readable {
     if (this.disposed) throw new InvalidInputError("the build context was disposed of");
-    return Readable.from(tarChunks(this.entries), { objectMode: false, highWaterMark: 64 * 1024 });
+    return Readable.from(coalesce(tarChunks(this.entries), COALESCE_BYTES), { objectMode: false, highWaterMark: 64 * 1024 });
   }
 
   open(options: { onProgress?: (progress: ContextProgress) => void; gzipLevel?: number } = {}): ContextStream {
@@ -137,7 +166,8 @@ class PreparedContext implements BuildContext {
       onProgress?.({ tarBytes: tar.bytes, gzipBytes, totalTarBytes: this.tarBytes }),
     );
     // Failures of any stage destroy every stage with that error; `done` reads it from the last one.
-    const stream = pipeline(this.source(), tar, createGzip({ level: options.gzipLevel ?? 1 }), gz, () => undefined);
+    const gzip = createGzip({ level: options.gzipLevel ?? 1, chunkSize: GZIP_CHUNK_BYTES });
+    const stream = pipeline(this.source(), tar, gzip, gz, () => undefined);
     const done = new Promise<ContextSummary>((resolveDone, reject) => {
       let ended = false;
       stream.once("end", () => {

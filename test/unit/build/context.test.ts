@@ -7,7 +7,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { extract, pack, type Header } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
-import { computeContextDigest, createBuildContext, type BuildContext } from "../../../src/build/context.js";
+import { coalesce, computeContextDigest, createBuildContext, type BuildContext } from "../../../src/build/context.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -313,5 +313,31 @@ describe("tar stream contexts", () => {
     const m = await members(gunzipSync((await run(ctx)).gz));
     expect(m.find((e) => e.header.name === "t.ts")?.body).toBe(body.toString());
     await ctx.dispose();
+  });
+});
+
+describe("coalesce", () => {
+  async function* chunks(sizes: number[]): AsyncGenerator<Buffer> {
+    let n = 0;
+    for (const size of sizes) yield Buffer.alloc(size, n++ % 251);
+  }
+  async function sizesOf(source: AsyncIterable<Buffer>): Promise<{ sizes: number[]; bytes: Buffer }> {
+    const out: Buffer[] = [];
+    for await (const c of source) out.push(c);
+    return { sizes: out.map((c) => c.length), bytes: Buffer.concat(out) };
+  }
+
+  it("joins small chunks into blocks of at least the size, keeping every byte in order", async () => {
+    const input = [512, 100, 300, 1000, 5, 5, 2000, 7];
+    const expected = (await sizesOf(chunks(input))).bytes;
+    const { sizes, bytes } = await sizesOf(coalesce(chunks(input), 1024));
+    expect(bytes.equals(expected)).toBe(true);
+    expect(sizes.slice(0, -1).every((s) => s >= 1024)).toBe(true);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(input.reduce((a, b) => a + b, 0));
+  });
+
+  it("passes a large chunk through as it is when nothing is pending, and yields nothing for no input", async () => {
+    expect((await sizesOf(coalesce(chunks([4096, 10]), 1024))).sizes).toEqual([4096, 10]);
+    expect((await sizesOf(coalesce(chunks([]), 1024))).sizes).toEqual([]);
   });
 });
