@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { KubeConfig, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
 import { Builder, type BuildStream } from "./build/builder.js";
+import { isBuildArtifact } from "./build/plan.js";
 import {
   resolveEngineConfig,
   resolveRegistry,
@@ -69,9 +70,11 @@ export class KubernetesEngine implements ContainerEngine {
     return inspectImage(this.registryClient(registry), ref, { defaultRegistry: registry.host });
   }
 
+  /** The images in the engine's registry, without the builds' content tags and layer-cache repositories. */
   async images(): Promise<Image[]> {
     const registry = await this.registry();
-    return listImages(this.registryClient(registry), registry.host);
+    const images = await listImages(this.registryClient(registry), registry.host);
+    return images.filter((image) => !image.tags.every(isBuildArtifact));
   }
 
   /**
@@ -166,8 +169,25 @@ export class KubernetesEngine implements ContainerEngine {
           ? { username: credentials.username, password: credentials.password }
           : null,
     });
+    // Other registries images may name (push targets): plain HTTP when listed as insecure, and the credentials
+    // for their host — so inspectImage of a push target answers (repo2docker asks before every build).
+    const insecure = this.config.insecureRegistries;
+    const others = [...insecure, ...(credentials?.registry ? [credentials.registry] : [])]
+      .map(normalizeHost)
+      .filter((host, i, all) => all.indexOf(host) === i && !sameHost(host, registry.host));
     this.registryClientInstance ??= new RegistryClient({
-      hosts: { [registry.host]: hostOptions(registry.host) },
+      hosts: {
+        [registry.host]: hostOptions(registry.host),
+        ...Object.fromEntries(
+          others.map((host) => [
+            host,
+            {
+              insecure: insecure.some((i) => sameHost(i, host)),
+              credentials: credentials && sameHost(credentials.registry, host) ? { username: credentials.username, password: credentials.password } : null,
+            },
+          ]),
+        ),
+      },
     });
     return this.registryClientInstance;
   }
@@ -223,9 +243,12 @@ export function podName(purpose: "run" | "build" | "push", ref: string): string 
   return ["kce", purpose, slug, randomBytes(4).toString("hex")].filter(Boolean).join("-");
 }
 
+function normalizeHost(h: string): string {
+  return h.replace(/^https?:\/\//, "").replace(/\/.*$/, "").toLowerCase();
+}
+
 function sameHost(a: string, b: string): boolean {
-  const norm = (h: string): string => h.replace(/^https?:\/\//, "").replace(/\/.*$/, "").toLowerCase();
-  return norm(a) === norm(b);
+  return normalizeHost(a) === normalizeHost(b);
 }
 
 function loadDefaultKubeConfig(): KubeConfig {
