@@ -10,8 +10,22 @@ import { engineAnnotations, engineLabels } from "../pods/labels.js";
 import type { ValidatedBuildOptions } from "./build-options.js";
 import { registryCredentialsSecret, type BuilderJobInput } from "./builder-spec.js";
 import { buildkitJob } from "./buildkit.js";
-import { contentTag } from "./content-hash.js";
+import { contentTag, isContentTag } from "./content-hash.js";
 import { kanikoIgnoredOptions, kanikoJob } from "./kaniko.js";
+
+/** The last path segment of the default layer-cache repository, `<repository>/kce-cache`. */
+export const LAYER_CACHE_SUFFIX = "kce-cache";
+
+/**
+ * True for names the builds create next to images (`repository:tag` without host): content tags
+ * (`…:kce-<hash16>`) and layer-cache repositories (`…/kce-cache:…`). Image listings hide them.
+ */
+export function isBuildArtifact(name: string): boolean {
+  const colon = name.lastIndexOf(":");
+  const repository = colon > name.lastIndexOf("/") ? name.slice(0, colon) : name;
+  const tag = colon > name.lastIndexOf("/") ? name.slice(colon + 1) : "";
+  return isContentTag(tag) || repository.split("/").pop() === LAYER_CACHE_SUFFIX;
+}
 
 /** The annotation holding a builder Job's content hash (not secret: it is derived from public inputs). */
 export const ANNOTATION_CONTENT_HASH = "kube-container-engine/content-hash";
@@ -48,7 +62,7 @@ export function layerCacheRepository(config: ResolvedEngineConfig, target: Image
   if (!config.layerCache) return null;
   if (config.layerCache.repository) return config.layerCache.repository;
   // Only next to images in our own registry: elsewhere we may not be allowed to create repositories.
-  return target.inEngineRegistry ? `${registry.pushHost}/${target.tag.repository}/kce-cache` : null;
+  return target.inEngineRegistry ? `${registry.pushHost}/${target.tag.repository}/${LAYER_CACHE_SUFFIX}` : null;
 }
 
 /** `cacheFrom` references as builder pods pull them (no host → the engine registry's push address). */

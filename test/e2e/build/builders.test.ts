@@ -136,6 +136,12 @@ describe("both builders", () => {
     expect(outputs.get("kaniko")).toBe(outputs.get("buildkit"));
   });
 
+  it("images() lists the built tags but not the content tags or layer caches", async () => {
+    const names = (await engineFor("kaniko").images()).flatMap((image) => image.tags);
+    expect(names.some((n) => /^kce-e2e\/multi-kaniko-[0-9a-f]+:v1$/.test(n))).toBe(true);
+    expect(names.filter((n) => /:kce-[0-9a-f]{16}$|\/kce-cache:/.test(n))).toEqual([]);
+  });
+
   it("two identical builds started at once share one builder pod", async () => {
     const repository = `kce-e2e/shared-${randomBytes(4).toString("hex")}`;
     const files = multiStage("shared");
@@ -174,6 +180,7 @@ describe("both builders", () => {
         joiner = (async () => {
           for await (const l of stream) {
             joinerLines.push(l);
+            if (process.env.KCE_DEBUG) console.log(new Date().toISOString(), "joiner", l.trimEnd());
             if (l.startsWith("Joining")) joined();
           }
           return stream.result;

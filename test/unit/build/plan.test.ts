@@ -2,7 +2,8 @@ import type { V1Job } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { describePushFailure } from "../../../src/build/push.js";
 import {
-  ANNOTATION_CONTENT_HASH, cacheFromRefs, imageTarget, insecureRegistries, layerCacheRepository, planBuilderJob, type JobPlanInput,
+  ANNOTATION_CONTENT_HASH, cacheFromRefs, imageTarget, insecureRegistries, isBuildArtifact, layerCacheRepository, planBuilderJob,
+  type JobPlanInput,
 } from "../../../src/build/plan.js";
 import { resolveEngineConfig, resolveRegistry, type KubernetesEngineOptions } from "../../../src/config.js";
 import { parseImageReference } from "../../../src/image.js";
@@ -50,6 +51,19 @@ describe("imageTarget", () => {
       "kind-registry:5000/r2d/x:old",
       "quay.io/o/x:1",
     ]);
+  });
+});
+
+describe("isBuildArtifact", () => {
+  it.each([
+    ["r2d/x:kce-0123456789abcdef", true],
+    ["r2d/x/kce-cache:buildkit", true],
+    ["r2d/x/kce-cache:0a1b", true],
+    ["r2d/x:latest", false],
+    ["r2d/kce-cache-not:1", false],
+    ["r2d/x:kce-short", false],
+  ])("%s → %s", (name, expected) => {
+    expect(isBuildArtifact(name)).toBe(expected);
   });
 });
 
