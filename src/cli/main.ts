@@ -3,7 +3,8 @@
  * `kce`: the command line. Parse (usage errors exit 2) → configure the engine → run the command
  * (engine errors exit 1; `run` exits with the container's code).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { KubernetesEngine } from "../engine.js";
 import { ContainerEngineError } from "../errors.js";
 import { COMMANDS, GLOBAL_USAGE, parseCommandLine, UsageError, type ParsedCommand } from "./args.js";
@@ -77,8 +78,19 @@ export async function main(argv: string[], env: Record<string, string | undefine
   }
 }
 
+/** True when this file is the program node started (directly, or through npm's `kce` bin symlink). */
+function startedAsProgram(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
 // Started as a program (not imported by tests): run and exit with the code.
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith("/kce")) {
+if (startedAsProgram()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
