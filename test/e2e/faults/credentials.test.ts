@@ -103,6 +103,7 @@ describe("row 15 — wrong credentials, and no credential leaks", () => {
     );
     messages.push(error.message, String(error.stack), ...((error as BuildError).logTail ?? []));
     expect(error).toBeInstanceOf(BuildError);
+    if (!/check the username/.test(error.message)) console.log(`push failure as reported:\n${error.message}\n--- log tail:\n${(error as BuildError).logTail.join("\n")}\n--- output:\n${output.join("")}`);
     expect(error.message).toMatch(/unauthorized|UNAUTHORIZED|authentication required/);
     expect(error.message).toMatch(/check the username and password/);
     withinBound("row15-push-wrong-password", ms, 90_000);
