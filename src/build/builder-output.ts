@@ -26,10 +26,11 @@ export interface BuilderFailure {
   exitCode: number | null;
 }
 
-// Kaniko: cobra's "Error: error building image: …", logrus "level=error msg=…" / "ERRO[0001] …".
+// Kaniko: cobra's "Error: error building image: …", its bare top-level "error checking push permissions -- …",
+// logrus "level=error msg=…" / "ERRO[0001] …".
 // BuildKit: "#7 ERROR: …", "ERROR: …", "error: failed to solve: …".
 const ERROR_LINE =
-  /^(?:#\d+ )?ERROR:|^error:|^Error:|error building image:|failed to solve:|(?:^|\s)level=(?:error|fatal)\b|^(?:ERRO|FATA)\[/;
+  /^(?:#\d+ )?ERROR:|^error:|^error [a-z]+ing\b|^Error:|error building image:|failed to solve:|(?:^|\s)level=(?:error|fatal)\b|^(?:ERRO|FATA)\[/;
 const COMMAND_EXIT = /(?:exit code: |exit status )(\d+)\b/;
 const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
 

@@ -188,12 +188,14 @@ export class Builder {
    */
   private async *createOrJoin(build: BuildJob): AsyncGenerator<string, BuildResult> {
     const { signal } = build.options;
-    const jobName = build.contentHash
+    // Only a build that leaves its image under the content tag can be shared: a joiner finds its result there.
+    const shareable = build.contentHash !== null && build.push && build.target.inEngineRegistry;
+    const jobName = shareable && build.contentHash
       ? contentJobName(build.contentHash, build.target.pushRef.replace(/[:@][^/]*$/, ""))
       : randomJobName("build", build.target.tag.repository, () => randomBytes(4).toString("hex"));
     for (let attempt = 1; ; attempt++) {
       const plan = this.plan(build, jobName);
-      const created = await this.createJob(plan, build.contentHash !== null, signal);
+      const created = await this.createJob(plan, shareable, signal);
       if (created) return yield* this.own(build, plan, created);
       const other = await this.jobs.read(jobName, signal);
       if (other && !other.metadata?.deletionTimestamp && jobStateOf(other).state === "active") {

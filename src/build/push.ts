@@ -8,10 +8,11 @@
  * How faithful the copy is (measured on the local cluster, test/e2e/build/push.test.ts): the layers are the
  * same blobs (same digests: the builders re-push the base image's compressed layers as they are) and the
  * runtime config (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Labels, history) is inherited by
- * `FROM`. BuildKit re-exports the image unchanged: the copy's manifest digest equals the source's. Kaniko
- * writes a new config whose only difference is `created`, so the manifest digest differs. Either way an index
- * is reduced to the build platform's image and manifest annotations are not copied. No cache metadata is
- * exported.
+ * `FROM`. BuildKit re-exports the config unchanged except that it drops the source's inline cache metadata
+ * (`moby.buildkit.cache.v0`, which BuildKit builds that push add): without that key in the source the copy's
+ * manifest digest equals the source's. Kaniko writes a new config whose only difference is `created`, so the
+ * manifest digest differs. Either way an index is reduced to the build platform's image and manifest
+ * annotations are not copied. No cache metadata is exported.
  */
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";

@@ -101,6 +101,14 @@ describe.each(["kaniko", "buildkit"] as const)("push with %s", (builder) => {
     const config = (await client.getConfig(`${AUTH}/${repository}:1`))?.config;
     expect(config).toMatchObject({ Cmd: ["cat", "/pushed"], Labels: { "org.example.pushed": "yes" } });
     expect(config?.["Env"]).toContain("PUSHED=1");
+    // Kaniko sets a new `created`; BuildKit drops the source's inline cache metadata; nothing else differs.
+    const sourceConfig = await e.registryClient(await e.registry()).getConfig(`${env("KCE_REGISTRY")}/${repository}:1`);
+    const copyConfig = await client.getConfig(`${AUTH}/${repository}:1`);
+    const strip = (c: Record<string, unknown> | null | undefined): Record<string, unknown> => {
+      const { created: _created, "moby.buildkit.cache.v0": _cache, ...rest } = c ?? {};
+      return rest;
+    };
+    expect(strip(copyConfig)).toEqual(strip(sourceConfig));
     console.log(`push fidelity (${builder}): manifest ${copy?.digest === source?.digest ? "identical" : "differs"}`);
   });
 });

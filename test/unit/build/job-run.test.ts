@@ -22,3 +22,14 @@ describe("blameUpload", () => {
     expect(blameUpload(["#6 ERROR: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"])).toBe(false);
   });
 });
+
+describe("blameUpload with Kaniko's bare top-level errors", () => {
+  it("keeps a refused push as the builder's failure", () => {
+    expect(
+      blameUpload([
+        'time="x" level=info msg="To simulate EOF and exit, press \'Ctrl+D\'"',
+        'error checking push permissions -- make sure you entered the correct tag name, and that you are authenticated correctly, and try again: checking push permission for "h:5001/x:1": POST http://h:5001/v2/x/blobs/uploads/: UNAUTHORIZED: authentication required',
+      ]),
+    ).toBe(false);
+  });
+});
