@@ -72,6 +72,7 @@ export class ChannelSession {
   readonly ended: Promise<SessionEnd>;
   private inFlight = 0;
   private failure: Error | null = null;
+  private closeRequested = false;
   private waiters: (() => void)[] = [];
   private readonly limit: number;
   private readonly stopKeepAlive: () => void;
@@ -111,6 +112,11 @@ export class ChannelSession {
   /** The negotiated subprotocol. */
   get protocol(): string {
     return this.ws.protocol;
+  }
+
+  /** The server closed the session (normally) without a failure on our side. */
+  get closedByServer(): boolean {
+    return this.failure === null && this.closeRequested === false && this.ws.readyState !== this.ws.OPEN && this.ws.readyState !== this.ws.CONNECTING;
   }
 
   /** Bytes handed to `send()` and not yet written to the socket. */
@@ -157,6 +163,7 @@ export class ChannelSession {
 
   /** Closes the socket normally. */
   close(): void {
+    this.closeRequested = true;
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(1000);
   }
 

@@ -86,8 +86,16 @@ function podPath(client: KubeClient, t: StdinTarget, sub: string): string {
   return `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(t.pod)}/${sub}`;
 }
 
-/** Pumps the source into channel 0 with backpressure; returns the bytes sent. */
-async function pump(session: ChannelSession, source: AsyncIterable<Uint8Array>, onProgress?: (n: number) => void): Promise<number> {
+/**
+ * Pumps the source into channel 0 with backpressure; returns the bytes sent. `progress.exhausted` turns true
+ * once the source has ended and every byte of it was handed to the socket.
+ */
+async function pump(
+  session: ChannelSession,
+  source: AsyncIterable<Uint8Array>,
+  onProgress?: (n: number) => void,
+  progress: { sent: number; exhausted: boolean } = { sent: 0, exhausted: false },
+): Promise<number> {
   let sent = 0;
   for await (const chunk of source) {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -95,10 +103,12 @@ async function pump(session: ChannelSession, source: AsyncIterable<Uint8Array>, 
       const piece = buf.subarray(off, Math.min(buf.length, off + MAX_FRAME));
       session.send(encodeFrame(STDIN, piece));
       sent += piece.length;
+      progress.sent = sent;
       await session.belowHighWater();
     }
     onProgress?.(sent);
   }
+  progress.exhausted = true;
   await session.flushed();
   return sent;
 }
@@ -135,16 +145,25 @@ export async function attachStdin(client: KubeClient, options: AttachOptions): P
   });
   const session = new ChannelSession(ws, { ...options, description: `attach to pod "${options.pod}"` });
   try {
-    const bytesSent = await pump(session, options.source, options.onProgress);
-    if (supportsHalfClose(session.protocol)) {
-      session.send(closeFrame(STDIN));
-      await session.flushed();
-      await endWithin(session, options.sessionEndTimeoutMs ?? 30_000);
-    } else {
-      session.close();
-      await session.ended;
+    const progress = { sent: 0, exhausted: false };
+    try {
+      await pump(session, options.source, options.onProgress, progress);
+      if (supportsHalfClose(session.protocol)) {
+        session.send(closeFrame(STDIN));
+        await session.flushed();
+        await endWithin(session, options.sessionEndTimeoutMs ?? 30_000);
+      } else {
+        session.close();
+        await session.ended;
+      }
+    } catch (err) {
+      // The whole source went to the socket and then the server ended the session (normally) before our
+      // close of stdin: the container closed its stdin or exited by itself — Kaniko stops reading at the end
+      // of the tar, a builder killed meanwhile closes it too. That is no transfer failure; the consumer's own
+      // result says whether what it read was enough.
+      if (!(progress.exhausted && session.closedByServer)) throw err;
     }
-    return { bytesSent, protocol: session.protocol };
+    return { bytesSent: progress.sent, protocol: session.protocol };
   } catch (err) {
     session.fail(err instanceof Error ? err : new Error(String(err)));
     throw err;

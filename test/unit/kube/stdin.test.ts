@@ -108,6 +108,32 @@ describe("execInPod / attachStdin over a fake channel endpoint", () => {
     expect(received).toBe(1000);
   });
 
+  it("all sent, then the server ends the session before our close frame: not a failure", async () => {
+    let received = 0;
+    fake = await startFake(["v5.channel.k8s.io"], (ws) =>
+      ws.on("message", (d: Buffer) => {
+        if (d[0] !== 0) return;
+        received += d.length - 1;
+        // The container read what it wanted (e.g. up to the tar's end) and closed its stdin at once.
+        if (received >= 1000) ws.close(1000);
+      }),
+    );
+    // The source ends only after the server's close arrived: the race seen with Kaniko, made certain.
+    async function* slowEnd(): AsyncGenerator<Buffer> {
+      yield Buffer.alloc(1000, 7);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const r = await attachStdin(fake.client, { pod: "p", container: "c", source: slowEnd() });
+    expect(r).toEqual({ bytesSent: 1000, protocol: "v5.channel.k8s.io" });
+  });
+
+  it("a session the server ends while the source still has bytes is a KubernetesApiError", async () => {
+    fake = await startFake(["v5.channel.k8s.io"], (ws) => ws.once("message", () => ws.close(1000)));
+    const err = await attachStdin(fake.client, { pod: "p", container: "c", source: source(64 * 1024 * 1024, 64 * 1024) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubernetesApiError);
+    expect(String(err)).toMatch(/the server closed the session/);
+  });
+
   it("keeps reading bounded by the high-water mark when the server does not read", async () => {
     let paused: WebSocket | null = null;
     fake = await startFake(["v5.channel.k8s.io"], (ws) => {
