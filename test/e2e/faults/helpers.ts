@@ -8,7 +8,9 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "vitest";
+import type { KubeClient } from "../../../src/kube/client.js";
 import { recordMeasurement } from "../../support/measurements.js";
+import { expectNoLeftovers } from "../engine/helpers.js";
 
 export { recordMeasurement };
 
@@ -83,6 +85,13 @@ export async function failure(promise: Promise<unknown>, started = Date.now()): 
 export function withinBound(name: string, ms: number, boundMs: number, extra: Record<string, number | string> = {}): void {
   recordMeasurement(`faults/${name}`, { ms, boundMs, ...extra });
   expect(ms, `${name}: took ${ms} ms, bound ${boundMs} ms`).toBeLessThanOrEqual(boundMs);
+}
+
+/** Asserts nothing of ours is left in `admin`'s namespace within `boundMs`, recording how long that took. */
+export async function noLeftoversWithin(name: string, admin: KubeClient, boundMs: number): Promise<void> {
+  const started = Date.now();
+  await expectNoLeftovers(admin, boundMs);
+  withinBound(`${name}-cleanup`, Date.now() - started, boundMs);
 }
 
 /** Resolves after `ms`. */
