@@ -74,4 +74,14 @@ describe("row 3 — image unpullable", () => {
     withinBound("row3-builder-image-missing", ms, BOUND_MS);
     await expectNoLeftovers(ns.admin, 30_000);
   });
+  // row 3 | builder image with an invalid name (the kubelet's InvalidImageName) | BuildError reason `image-pull` at once — no retry can fix it, so no grace — within 15 s; the Job is deleted
+  it("a builder image with an invalid name: BuildError image-pull without waiting for the grace", async () => {
+    const engine = ns.engine({ builder: "kaniko", builderImages: { kaniko: "Invalid/Kaniko::Name" }, contentAddressed: false, timeouts: { imagePullGraceSeconds: 300 } });
+    const { error, ms } = await failure(collect(engine.build({ tag: uniqueImage("badname"), path: context })));
+    expect(error).toBeInstanceOf(BuildError);
+    expect((error as BuildError).reason).toBe("image-pull");
+    expect(error.message).toMatch(/InvalidImageName/);
+    withinBound("row3-builder-image-invalid", ms, 15_000);
+    await expectNoLeftovers(ns.admin, 30_000);
+  });
 });
