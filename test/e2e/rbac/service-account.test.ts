@@ -2,6 +2,7 @@
 // applied to a fresh namespace, and the engine run with that ServiceAccount's token — build (Kaniko, also with
 // registry credentials), inspect, run, logs, port-forward, kill, remove, gc. What the Role leaves out is a
 // typed 403 with an actionable message.
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,7 +39,9 @@ beforeAll(async () => {
   await applyObjects(rbac);
   kubeconfig = await serviceAccountKubeconfig(admin.namespace, "kce");
   dir = mkdtempSync(join(tmpdir(), "kce-rbac-"));
-  writeFileSync(join(dir, "Dockerfile"), `FROM ${baseImage()}\nRUN echo built-as-sa > /sa.txt\nCMD ["cat", "/sa.txt"]\n`);
+  // A fresh context each run: the engine skips building a context it built before (content hash).
+  const nonce = randomBytes(6).toString("hex");
+  writeFileSync(join(dir, "Dockerfile"), `FROM ${baseImage()}\nRUN echo built-as-sa > /sa.txt\nLABEL nonce=${nonce}\nCMD ["cat", "/sa.txt"]\n`);
 });
 
 afterAll(async () => {
