@@ -160,13 +160,20 @@ export class PodContainer implements Container {
     this.watchInBackground();
   }
 
-  /** With `removeOnExit`, the pod is deleted as soon as it has exited. Called by the engine after `run`. */
+  /**
+   * Ends the port forward when the container exits and, with `removeOnExit`, deletes the pod — keeping its
+   * final state and log first, so `wait()` and `logs()` still answer, as after Docker's auto-remove.
+   * Called by the engine after `run`.
+   */
   watchInBackground(): void {
     if (this.background.signal.aborted) return;
     this.until((s) => s.terminal, this.background.signal)
       .then(async () => {
         await this.closeForward();
-        if (this.init.removeOnExit) await this.remove();
+        if (!this.init.removeOnExit || this.removed) return;
+        this.retainedLog ??= await this.collectLog(undefined);
+        await this.deletePod(0);
+        this.observeGone(null);
       })
       .catch((err: unknown) => {
         if (!this.background.signal.aborted) this.init.warn(`container ${this.id}: ${String(err)}`);

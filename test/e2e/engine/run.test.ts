@@ -105,6 +105,19 @@ describe("run", () => {
     await container.remove();
   });
 
+  it("remove: true deletes the pod once it exited, keeping its exit code and log", async () => {
+    const container = await engine.run(baseImage(), { command: ["sh", "-c", "echo auto-removed; exit 4"], remove: true });
+    expect(await container.wait()).toEqual({ exitCode: 4 });
+    const gone = async (): Promise<boolean> => {
+      const pods = await ns.admin.call("list", "pods", (o) => ns.admin.core.listNamespacedPod({ namespace: ns.namespace }, o));
+      return !pods.items.some((p) => p.metadata?.name === container.id);
+    };
+    for (let i = 0; i < 40 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 250));
+    expect(await gone()).toBe(true);
+    expect(await container.logs()).toBe("auto-removed\n");
+    expect(container.exitcode).toBe(4);
+  });
+
   it("rejects bad input before creating anything", async () => {
     await expect(engine.run(baseImage(), { environment: ["NOEQUALS"] })).rejects.toBeInstanceOf(InvalidInputError);
     await expect(engine.run(baseImage(), { ports: { "53/udp": 5353 } })).rejects.toBeInstanceOf(InvalidInputError);
