@@ -44,6 +44,9 @@ export interface JobRunInput {
   signal: AbortSignal | undefined;
 }
 
+/** After a failed upload, how long the builder may take to fail by itself before we stop following it. */
+const UPLOAD_FAILURE_GRACE_MS = 10_000;
+
 /** Waits for, feeds and follows builder pods. */
 export class JobRunner {
   constructor(
@@ -62,17 +65,26 @@ export class JobRunner {
     const abort = (): void => stop.abort();
     signal?.addEventListener("abort", abort, { once: true });
     const tail: string[] = [];
+    let uploadFailed: unknown = null;
     try {
       let pod = await this.waitForStart(job, stop.signal);
       const podName = pod.metadata?.name ?? "";
       input.progress({ kind: "phase", message: `builder pod ${podName} started` });
       const upload = input.context ? this.upload(podName, input.context, input.progress, stop.signal) : Promise.resolve(null);
+      // A failed upload (refused attach, lost session) leaves the builder waiting for stdin until its deadline:
+      // give it a moment to fail by itself (its own error is the better message), then stop following.
+      const giveUp = upload.then((err) => {
+        if (err === null) return undefined;
+        uploadFailed = err;
+        return setTimeout(() => stop.abort(), UPLOAD_FAILURE_GRACE_MS);
+      });
       for await (const line of followLogs(this.deps.client, { pod: podName, container: BUILDER_CONTAINER, signal: stop.signal })) {
         tail.push(line.text);
         if (tail.length > LOG_TAIL_LINES) tail.shift();
         yield `${line.text}\n`;
       }
       const uploadError = await upload;
+      clearTimeout(await giveUp);
       pod = await this.finalPod(podName, name, stop.signal);
       return { pod: podName, digest: this.checkResult(pod, tail, uploadError) };
     } catch (err) {
@@ -81,6 +93,13 @@ export class JobRunner {
         throw new CancelledError(`build of ${input.image} cancelled${what}`, { cause: err });
       }
       if (err instanceof BuildError) throw err;
+      if (uploadFailed !== null) {
+        throw new BuildError(`the build context could not be delivered to the builder: ${String(uploadFailed)}`, {
+          reason: "upload",
+          logTail: tail,
+          cause: uploadFailed,
+        });
+      }
       if (err instanceof DeadlineExceededError || err instanceof KubernetesApiError) {
         throw new BuildError(`build of ${input.image} failed: ${err.message}`, { reason: "failed", logTail: tail, cause: err });
       }
