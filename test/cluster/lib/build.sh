@@ -101,6 +101,13 @@ build_runc() {
       -o "$out/runc" github.com/opencontainers/runc )
 }
 
+# rootlesskit (static): buildctl-daemonless.sh starts buildkitd through it when not root
+build_rootlesskit() {
+  local out=$1 m=github.com/rootless-containers/rootlesskit/v2
+  ( go get "$m/cmd/rootlesskit@$ROOTLESSKIT_VERSION" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/rootlesskit" "$m/cmd/rootlesskit" )
+}
+
 # pause: the sandbox ("infra") container's process, a tiny static C program
 build_pause() {
   local out=$1
@@ -115,5 +122,6 @@ build_all() {
   cached "$KANIKO_BIN" build_kaniko
   cached "$BUILDKIT_BIN" build_buildkit
   cached "$RUNC_BIN" build_runc
+  cached "$ROOTLESSKIT_BIN" build_rootlesskit
   cached "$PAUSE_BIN" build_pause
 }

@@ -8,6 +8,7 @@ ETCD_VERSION=v3.5.21
 KANIKO_VERSION=v1.25.5        # github.com/chainguard-dev/kaniko (upstream is archived)
 BUILDKIT_VERSION=v0.32.2
 RUNC_VERSION=v1.3.6           # static runc shipped inside the BuildKit image
+ROOTLESSKIT_VERSION=v2.3.6    # user namespace helper of the rootless BuildKit image
 PAUSE_TAG=3.10                # = containerd's sandbox_image below
 
 # ---- layout -----------------------------------------------------------------
@@ -41,6 +42,7 @@ ETCD_BIN=$BIN_ROOT/etcd-$ETCD_VERSION
 KANIKO_BIN=$BIN_ROOT/kaniko-$KANIKO_VERSION
 BUILDKIT_BIN=$BIN_ROOT/buildkit-$BUILDKIT_VERSION
 RUNC_BIN=$BIN_ROOT/runc-$RUNC_VERSION
+ROOTLESSKIT_BIN=$BIN_ROOT/rootlesskit-$ROOTLESSKIT_VERSION
 PAUSE_BIN=$BIN_ROOT/pause-$KUBERNETES_VERSION   # pause.c comes from the k8s module
 
 # Daemons in start order; down stops them in reverse.

@@ -85,16 +85,9 @@ buildkit_image_tar() {
 # tagged with the same hash: a node that cached an older build under a plain
 # version tag would keep running it (imagePullPolicy IfNotPresent)
 buildkit_image_tag() { local t; t=$(basename "$(buildkit_image_tar)" .tar); echo "${t#buildkit-}"; }
-build_image_buildkit() {
-  local out; out=$(buildkit_image_tar)
-  [[ -f $out ]] && return 0
-  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
-  busybox_rootfs "$r"
-  install -m 755 "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$BUILDKIT_BIN/buildctl-daemonless.sh" "$r/usr/bin/"
-  install -m 755 "$RUNC_BIN/runc" "$r/usr/bin/buildkit-runc"
-  mkdir -p "$r/etc/buildkit" "$r/var/lib/buildkit" "$r/etc/ssl/certs"
-  cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
-  cat > "$r/etc/buildkit/buildkitd.toml" <<TOML
+# both registries speak plain http
+buildkitd_toml() {
+  cat <<TOML
 [worker.oci]
   enabled = true
   snapshotter = "auto"
@@ -105,8 +98,76 @@ build_image_buildkit() {
 [registry."$NODE_IP:$AUTH_REGISTRY_PORT"]
   http = true
 TOML
+}
+build_image_buildkit() {
+  local out; out=$(buildkit_image_tar)
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  busybox_rootfs "$r"
+  install -m 755 "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$BUILDKIT_BIN/buildctl-daemonless.sh" "$r/usr/bin/"
+  install -m 755 "$RUNC_BIN/runc" "$r/usr/bin/buildkit-runc"
+  mkdir -p "$r/etc/buildkit" "$r/var/lib/buildkit" "$r/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
+  buildkitd_toml > "$r/etc/buildkit/buildkitd.toml"
   oci_image "$out" "$r" --config.entrypoint buildkitd --config.volume /var/lib/buildkit \
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+  rm -rf "$r"; log "built images/$(basename "$out")"
+}
+
+# Rootless BuildKit, after upstream's `moby/buildkit:*-rootless` (its Dockerfile's `rootless` stage): the
+# privileged image's files plus rootlesskit and Debian's newuidmap/newgidmap (with the shared libraries ldd
+# lists), user 1000 with /etc/subuid and /etc/subgid `user:100000:65536`, XDG_RUNTIME_DIR and HOME owned by
+# 1000, image config User 1000:1000 (numeric, for runAsNonRoot). buildkitd in a user namespace reads its config
+# from $HOME/.config/buildkit/buildkitd.toml. Tag: <version>-rootless-<hash of everything inside>.
+#
+# newuidmap/newgidmap get file capabilities (cap_setuid,cap_setfcap+ep / cap_setgid+ep, mode 755), not
+# Debian's setuid-root mode 4755: Debian 12's build keeps euid 0 when it opens /proc/<pid>/uid_map, and the
+# kernel then wants CAP_SYS_ADMIN over the new user namespace (the opener is not its owner, uid 1000), i.e.
+# CAP_SYS_ADMIN added to the pod ("write to uid_map failed: Operation not permitted" without it). With file
+# capabilities euid stays 1000, the namespace's owner, and the default capabilities suffice (README).
+uidmap_version() { dpkg-query -W -f='${Version}' uidmap; }
+buildkit_rootless_image_tar() {
+  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$NODE_IP" \
+    "$ROOTLESSKIT_VERSION" "$(uidmap_version)" fscaps | sha256sum | cut -c1-8)
+  echo "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-rootless-$key.tar"
+}
+buildkit_rootless_image_tag() { local t; t=$(basename "$(buildkit_rootless_image_tar)" .tar); echo "${t#buildkit-}"; }
+build_image_buildkit_rootless() {
+  local out; out=$(buildkit_rootless_image_tar)
+  [[ -f $out ]] && return 0
+  local r; r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  busybox_rootfs "$r"
+  install -m 755 "$BUILDKIT_BIN/buildkitd" "$BUILDKIT_BIN/buildctl" "$BUILDKIT_BIN/buildctl-daemonless.sh" "$r/usr/bin/"
+  install -m 755 "$RUNC_BIN/runc" "$r/usr/bin/buildkit-runc"
+  install -m 755 "$ROOTLESSKIT_BIN/rootlesskit" "$r/usr/bin/rootlesskit"
+  local b lib
+  for b in newuidmap newgidmap; do
+    install -o 0 -g 0 -m 755 "/usr/bin/$b" "$r/usr/bin/$b"
+    # every library ldd resolves to a path (and the loader), at the same path
+    for lib in $(ldd "/usr/bin/$b" | awk '$2=="=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+      [[ -e $r$lib ]] || install -D -m 755 "$(readlink -f "$lib")" "$r$lib"
+    done
+  done
+  # file capabilities instead of setuid root: see the comment above (umoci keeps the xattr)
+  setcap cap_setuid,cap_setfcap+ep "$r/usr/bin/newuidmap" && setcap cap_setgid+ep "$r/usr/bin/newgidmap" ||
+    die "setcap on newuidmap/newgidmap failed"
+  printf 'user:x:1000:1000:user:/home/user:/bin/sh\n' >> "$r/etc/passwd"
+  printf 'user:x:1000:\n' >> "$r/etc/group"
+  echo user:100000:65536 > "$r/etc/subuid"
+  echo user:100000:65536 > "$r/etc/subgid"
+  mkdir -p "$r/run/user/1000" "$r/home/user/.config/buildkit" "$r/home/user/.local/share/buildkit" \
+    "$r/home/user/.local/tmp" "$r/var/lib/buildkit" "$r/etc/ssl/certs"
+  cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
+  buildkitd_toml > "$r/home/user/.config/buildkit/buildkitd.toml"   # buildkitd in a user namespace reads this
+  mkdir -p "$r/etc/buildkit" && buildkitd_toml > "$r/etc/buildkit/buildkitd.toml"
+  chmod 700 "$r/run/user/1000"
+  chown -R 1000:1000 "$r/run/user/1000" "$r/home/user" "$r/var/lib/buildkit"
+  oci_image "$out" "$r" --config.entrypoint rootlesskit --config.entrypoint buildkitd \
+    --config.user 1000:1000 --config.volume /home/user/.local/share/buildkit \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env HOME=/home/user --config.env USER=user --config.env XDG_RUNTIME_DIR=/run/user/1000 \
+    --config.env TMPDIR=/home/user/.local/tmp \
+    --config.env BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock
   rm -rf "$r"; log "built images/$(basename "$out")"
 }
 
@@ -116,6 +177,7 @@ build_images() {
   build_image_busybox
   build_image_kaniko
   build_image_buildkit
+  build_image_buildkit_rootless
 }
 
 # ctr against our containerd, in the namespace kubelet uses
@@ -144,4 +206,5 @@ push_images() {
   push_image "$IMAGE_ROOT/busybox-$BUSYBOX_TAG.tar" "kce/busybox:$BUSYBOX_TAG"
   push_image "$IMAGE_ROOT/kaniko-executor-$KANIKO_VERSION.tar" "kce/kaniko-executor:$KANIKO_VERSION"
   push_image "$(buildkit_image_tar)" "kce/buildkit:$(buildkit_image_tag)"
+  push_image "$(buildkit_rootless_image_tar)" "kce/buildkit:$(buildkit_rootless_image_tag)"
 }

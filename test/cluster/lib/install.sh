@@ -7,6 +7,7 @@ APT_PACKAGES=(
   umoci skopeo                                  # build/convert OCI images from local files
   docker-registry apache2-utils                 # the two registries; htpasswd for the auth one
   busybox-static                                # the base image's only binary
+  uidmap libcap2-bin                            # newuidmap/newgidmap + setcap, for the rootless BuildKit image
   gcc libc6-dev libseccomp-dev                  # static pause and static runc (cgo + libseccomp)
 )
 
