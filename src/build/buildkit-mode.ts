@@ -1,9 +1,9 @@
 /**
  * How BuildKit runs (pure decision). Rootless BuildKit needs an image made for it (a non-root user with
  * /etc/subuid and /etc/subgid, rootlesskit, setuid newuidmap/newgidmap — upstream's `moby/buildkit:*-rootless`)
- * and a namespace that allows seccomp/AppArmor `Unconfined` (Pod Security `privileged`); on our machines it also
- * needs CAP_SYS_ADMIN (see local-cluster.md). Privileged BuildKit gives the Dockerfile's `RUN` steps root on the
- * node.
+ * and a namespace that allows seccomp/AppArmor `Unconfined` (Pod Security `privileged`); no added capability when
+ * newuidmap/newgidmap switch back to the caller's uid or carry file capabilities (see buildkit.ts). Privileged
+ * BuildKit gives the Dockerfile's `RUN` steps root on the node.
  *
  * The decision (documented here because it is a security trade-off, reliability.md / issue 8: "the privileged
  * fallback only with an explicit opt-in and a warning"):

@@ -3,8 +3,19 @@
  * unpack the gzip tar from stdin into /workspace, run `buildctl-daemonless.sh build` with the arguments passed
  * as positional parameters (never interpolated into the script), then write the pushed digest from
  * `--metadata-file` to the termination log. Modes: `privileged` (root, privileged) or `rootless` (uid 1000,
- * seccomp/AppArmor Unconfined, `--oci-worker-no-process-sandbox`, CAP_SYS_ADMIN added — see
- * local-cluster.md; needs a namespace that allows Pod Security `privileged`).
+ * seccomp/AppArmor Unconfined, `--oci-worker-no-process-sandbox`, no added capabilities; needs a namespace that
+ * allows Pod Security `privileged`, for the Unconfined profiles).
+ *
+ * Rootless needs no CAP_SYS_ADMIN (found on the local cluster, kernel 6.18, containerd 1.6, default capabilities,
+ * see test/cluster/README.md): the kernel lets a process write another process's uid_map only when the file's
+ * opener has CAP_SYS_ADMIN over the target user namespace (`map_write`). rootlesskit (uid 1000) owns that
+ * namespace, so an opener with euid 1000 qualifies; Debian 12's *setuid-root* newuidmap opens uid_map with euid 0
+ * (it is built without the libcap step that switches back to the caller's uid), is not the owner, and so needs
+ * CAP_SYS_ADMIN in the host namespace — hence "write to uid_map failed: Operation not permitted" without it. With
+ * newuidmap/newgidmap carrying *file capabilities* instead (`cap_setuid,cap_setfcap+ep` / `cap_setgid+ep`, not
+ * setuid; as in the local cluster's rootless image) the default capability set is enough, as in upstream's
+ * Kubernetes example for `moby/buildkit:*-rootless`. `allowPrivilegeEscalation` stays true: file capabilities, like setuid, are
+ * ignored under no_new_privs. (A user-namespaced pod, `hostUsers: false`, needs containerd ≥ 2.0: not tried.)
  */
 import type { V1EnvVar, V1Job, V1SecurityContext, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { posix } from "node:path";
@@ -118,8 +129,7 @@ function securityContext(input: BuildkitJobInput): V1SecurityContext {
     runAsUser: uid,
     runAsGroup: uid,
     runAsNonRoot: true,
-    allowPrivilegeEscalation: true, // newuidmap/newgidmap are setuid
-    capabilities: { add: ["SYS_ADMIN"] },
+    allowPrivilegeEscalation: true, // newuidmap/newgidmap carry file capabilities (or are setuid)
     seccompProfile: { type: "Unconfined" },
     appArmorProfile: { type: "Unconfined" },
   };

@@ -281,14 +281,13 @@ describe("buildkitJob", () => {
     expect(container(privileged).securityContext).toEqual({ privileged: true });
   });
 
-  it("rootless mode: uid 1000, Unconfined seccomp/AppArmor, SYS_ADMIN, no process sandbox", () => {
+  it("rootless mode: uid 1000, Unconfined seccomp/AppArmor, no added capability, no process sandbox", () => {
     const c = container(rootless);
     expect(c.securityContext).toEqual({
       runAsUser: 1000,
       runAsGroup: 1000,
       runAsNonRoot: true,
       allowPrivilegeEscalation: true,
-      capabilities: { add: ["SYS_ADMIN"] },
       seccompProfile: { type: "Unconfined" },
       appArmorProfile: { type: "Unconfined" },
     });
