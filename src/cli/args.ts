@@ -3,6 +3,7 @@
  * Follows kubectl's conventions for the cluster flags (--namespace/-n, --context, --kubeconfig).
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { BuildkitMode } from "../config.js";
 
 /** A usage error: the CLI prints the message and the command's help, and exits 2. */
 export class UsageError extends Error {
@@ -28,9 +29,19 @@ export interface GlobalFlags {
   quiet: boolean;
 }
 
+/** Engine options that `build` and `push` take as their own flags (empty for the other commands). */
+export interface EngineFlags {
+  /** `--buildkit-mode`. */
+  buildkitMode?: BuildkitMode;
+  /** `--insecure-registry` (repeatable): replaces $KCE_INSECURE_REGISTRIES and the config file's list. */
+  insecureRegistries?: string[];
+}
+
 export interface ParsedCommand {
   command: CommandName;
   global: GlobalFlags;
+  /** `--buildkit-mode`, `--insecure-registry` of build and push, checked. */
+  engine: EngineFlags;
   /** The command's own flags, already checked. */
   flags: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
@@ -53,6 +64,18 @@ const GLOBAL_OPTIONS: Options = {
   help: { type: "boolean", short: "h", default: false },
 };
 
+/** The engine flags of build and push (see {@link EngineFlags}). */
+const ENGINE_OPTIONS: Options = {
+  "buildkit-mode": { type: "string" },
+  "insecure-registry": { type: "string", multiple: true },
+};
+const ENGINE_USAGE =
+  "  --buildkit-mode auto|rootless|privileged   how BuildKit runs (default: $KCE_BUILDKIT_MODE, else auto: rootless\n" +
+  "                         when the builder image is a rootless one, else an error; privileged only when asked)\n" +
+  "  --insecure-registry HOST[:PORT]   a registry the builder reaches over plain HTTP / unverified TLS (repeatable;\n" +
+  "                         default: $KCE_INSECURE_REGISTRIES, comma-separated)";
+const BUILDKIT_MODES: readonly BuildkitMode[] = ["auto", "rootless", "privileged"];
+
 /** Each command's own options and how many positionals it takes. */
 export const COMMANDS: Record<CommandName, { options: Options; positionals: [number, number]; usage: string }> = {
   build: {
@@ -66,12 +89,15 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
       push: { type: "boolean", default: false },
       "no-load": { type: "boolean", default: false },
       memory: { type: "string" },
+      ...ENGINE_OPTIONS,
     },
     positionals: [1, 1],
     usage:
       "kce build <dir|-> -t <tag> [-f Dockerfile] [--build-arg K=V]… [--label k=v]… [--cache-from ref]…\n" +
-      "          [--platform os/arch] [--builder kaniko|buildkit] [--push] [--json]\n" +
-      "  Builds <dir> (or a tar on stdin with '-') in a builder pod; the image lands in the registry.",
+      "          [--platform os/arch] [--builder kaniko|buildkit] [--buildkit-mode MODE] [--insecure-registry HOST]…\n" +
+      "          [--push] [--json]\n" +
+      "  Builds <dir> (or a tar on stdin with '-') in a builder pod; the image lands in the registry.\n" +
+      ENGINE_USAGE,
   },
   run: {
     options: {
@@ -88,7 +114,14 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
   },
   inspect: { options: {}, positionals: [1, 1], usage: "kce inspect <image>\n  Prints the image config as JSON." },
   images: { options: {}, positionals: [0, 0], usage: "kce images\n  Lists the images in the engine's registry." },
-  push: { options: {}, positionals: [1, 1], usage: "kce push <image>\n  Pushes <image> through an in-cluster builder." },
+  push: {
+    options: { ...ENGINE_OPTIONS },
+    positionals: [1, 1],
+    usage:
+      "kce push <image> [--builder kaniko|buildkit] [--buildkit-mode MODE] [--insecure-registry HOST]…\n" +
+      "  Pushes <image> through an in-cluster builder.\n" +
+      ENGINE_USAGE,
+  },
   gc: {
     options: {
       "older-than": { type: "string" },
@@ -137,7 +170,7 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
   const word = commandIndex >= 0 ? head[commandIndex] : undefined;
   if (!isCommand(word)) {
     if (word === undefined && (head.includes("--help") || head.includes("-h") || argv.length === 0)) {
-      return { command: "version", global: { json: false, quiet: false }, flags: {}, positionals: [], rest, help: true };
+      return { command: "version", global: { json: false, quiet: false }, engine: {}, flags: {}, positionals: [], rest, help: true };
     }
     throw new UsageError(word ? `unknown command ${JSON.stringify(word)}` : "no command given", null);
   }
@@ -162,8 +195,9 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
     throw new UsageError(`--builder must be kaniko or buildkit, not ${JSON.stringify(builder)}`, word);
   }
   if (word === "build" && !help && typeof values.tag !== "string") throw new UsageError("build needs -t <tag>", word);
+  const engine = engineFlags(values, word);
   const flags: ParsedCommand["flags"] = {};
-  for (const name of Object.keys(spec.options)) flags[name] = values[name];
+  for (const name of Object.keys(spec.options)) if (!Object.hasOwn(ENGINE_OPTIONS, name)) flags[name] = values[name];
   return {
     command: word,
     global: {
@@ -176,11 +210,34 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
       json: values.json === true,
       quiet: values.quiet === true,
     },
+    engine,
     flags,
     positionals: parsed.positionals,
     rest,
     help,
   };
+}
+
+/** Checks `--buildkit-mode` and `--insecure-registry` (only build and push accept them at all). */
+function engineFlags(values: Record<string, string | boolean | string[] | undefined>, command: CommandName): EngineFlags {
+  const out: EngineFlags = {};
+  const mode = values["buildkit-mode"];
+  if (typeof mode === "string") {
+    if (!(BUILDKIT_MODES as readonly string[]).includes(mode)) {
+      throw new UsageError(`--buildkit-mode must be auto, rootless or privileged, not ${JSON.stringify(mode)}`, command);
+    }
+    out.buildkitMode = mode as BuildkitMode;
+  }
+  const hosts = values["insecure-registry"];
+  if (Array.isArray(hosts)) {
+    for (const host of hosts) {
+      if (host === "" || /\s|\//.test(host)) {
+        throw new UsageError(`--insecure-registry ${JSON.stringify(host)}: expected HOST[:PORT], without a scheme or path`, command);
+      }
+    }
+    out.insecureRegistries = [...new Set(hosts)];
+  }
+  return out;
 }
 
 /** Global flags that take a value as the next word (`-n ns`, `--context c`), so that value is no command. */

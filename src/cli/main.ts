@@ -60,7 +60,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const engine = new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, env), env), env);
+    const engine = new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, env), env, cmd.engine), env);
     const ctx: CommandContext = { engine, output, env, stdin: process.stdin, signal: controller.signal };
     return await HANDLERS[cmd.command](cmd, ctx);
   } catch (err) {

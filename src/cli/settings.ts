@@ -7,8 +7,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import yaml from "js-yaml";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { KubernetesEngineOptions, RegistryOptions } from "../config.js";
-import type { GlobalFlags } from "./args.js";
+import type { BuildkitMode, KubernetesEngineOptions, RegistryOptions } from "../config.js";
+import type { EngineFlags, GlobalFlags } from "./args.js";
 import { UsageError } from "./args.js";
 
 /** The config file's shape (all optional). */
@@ -17,6 +17,8 @@ export interface ConfigFile {
   context?: string;
   namespace?: string;
   builder?: "kaniko" | "buildkit";
+  buildkitMode?: BuildkitMode;
+  insecureRegistries?: string[];
   registry?: RegistryOptions;
   builderImages?: { kaniko?: string; buildkit?: string };
   timeouts?: KubernetesEngineOptions["timeouts"];
@@ -44,8 +46,16 @@ export function readConfigFile(flags: GlobalFlags, env: Record<string, string | 
   return parsed as ConfigFile;
 }
 
-/** Engine options from flags > environment > config file (the engine itself reads KCE_* env defaults). */
-export function engineOptions(flags: GlobalFlags, file: ConfigFile, env: Record<string, string | undefined>): KubernetesEngineOptions {
+/**
+ * Engine options from flags > environment > config file (the engine itself reads KCE_* env defaults). `engine`:
+ * the command's `--buildkit-mode` / `--insecure-registry` (build, push).
+ */
+export function engineOptions(
+  flags: GlobalFlags,
+  file: ConfigFile,
+  env: Record<string, string | undefined>,
+  engine: EngineFlags = {},
+): KubernetesEngineOptions {
   const kubeConfig = new KubeConfig();
   const kubeconfigPath = flags.kubeconfig ?? (env.KUBECONFIG ? undefined : file.kubeconfig);
   try {
@@ -68,10 +78,15 @@ export function engineOptions(flags: GlobalFlags, file: ConfigFile, env: Record<
       : file.registry;
   const builder = flags.builder ?? (env.KCE_BUILDER as "kaniko" | "buildkit" | undefined) ?? file.builder;
   const namespace = flags.namespace ?? env.KCE_NAMESPACE ?? file.namespace;
+  // The engine reads KCE_BUILDKIT_MODE and KCE_INSECURE_REGISTRIES itself: pass the file's only when they are unset.
+  const buildkitMode = engine.buildkitMode ?? (env.KCE_BUILDKIT_MODE ? undefined : file.buildkitMode);
+  const insecureRegistries = engine.insecureRegistries ?? (env.KCE_INSECURE_REGISTRIES ? undefined : file.insecureRegistries);
   return {
     kubeConfig,
     ...(namespace ? { namespace } : {}),
     ...(builder ? { builder } : {}),
+    ...(buildkitMode ? { buildkitMode } : {}),
+    ...(insecureRegistries ? { insecureRegistries } : {}),
     ...(registry ? { registry } : {}),
     ...(file.builderImages ? { builderImages: file.builderImages } : {}),
     ...(file.timeouts ? { timeouts: file.timeouts } : {}),

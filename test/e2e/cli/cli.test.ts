@@ -61,6 +61,7 @@ describe("kce usage", () => {
     [["frobnicate"], /unknown command "frobnicate"/],
     [["--builder", "podman", "images"], /--builder must be kaniko or buildkit/],
     [["gc", "--older-than", "soon"], /bad duration "soon"/],
+    [["build", ".", "-t", "x", "--buildkit-mode", "rootful"], /--buildkit-mode must be auto, rootless or privileged/],
     [["images", "--context", "no-such-context"], /context "no-such-context" is not in the kubeconfig/],
   ])("kce %j is a usage error: exit 2, message and usage on stderr", async (args, message) => {
     const run = await kce(args);
@@ -87,6 +88,25 @@ describe("kce against the cluster", () => {
     expect(run.stdout).toMatch(/RUN echo \\"hello \$WHO\\"/); // Kaniko quotes its log messages
     expect(run.stderr).toMatch(/uploading context [\d.]+ (B|KiB|MiB) \/ [\d.]+ MiB \(100%\), [\d.]+ (B|KiB|MiB) sent, [\d.]+ (B|KiB|MiB)\/s/);
     expect(run.stderr).toMatch(new RegExp(`built \\S*${image.replace(/[:/.]/g, "\\$&")}@sha256:[0-9a-f]{64} in [\\d.]+s\\n$`));
+  });
+
+  it("build --builder buildkit --buildkit-mode privileged: BuildKit builds, the choice and its warning on stderr", async () => {
+    // its own context: the same content as Kaniko's would be reused (content hash), with no BuildKit run
+    const ctx = mkdtempSync(join(tmpdir(), "kce-cli-bk-"));
+    try {
+      writeFileSync(join(ctx, "Dockerfile"), `FROM ${baseImage()}\nRUN echo "bk $(date +%s%N)" > /bk.txt\nLABEL nonce=${randomBytes(6).toString("hex")}\n`);
+      const bkImage = uniqueImage("cli-buildkit");
+      const run = await kce([...cluster, "build", "--builder", "buildkit", "--buildkit-mode", "privileged", ctx, "-t", bkImage], {
+        env: { KCE_BUILDKIT_MODE: "auto" }, // the flag wins over the environment
+      });
+      expectExit(run, 0);
+      expect(run.stdout).toMatch(/^#\d+ \[1\/2\] FROM /m); // BuildKit's plain progress
+      expect(run.stderr).toContain("kce: BuildKit mode privileged (explicit buildkitMode)");
+      expect(run.stderr).toMatch(/warning: BuildKit runs privileged/);
+      expect(run.stderr).toMatch(new RegExp(`built \\S*${bkImage.replace(/[:/.]/g, "\\$&")}@sha256:[0-9a-f]{64} in [\\d.]+s\\n$`));
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
   });
 
   it("build --json: every stdout line is an event; progress, logs and the result", async () => {

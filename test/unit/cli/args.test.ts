@@ -65,7 +65,25 @@ describe("parseCommandLine: accepted shapes", () => {
     // the rest
     ["inspect localhost:5001/img:1", { command: "inspect", positionals: ["localhost:5001/img:1"], flags: {} }],
     ["images", { command: "images", positionals: [], flags: {} }],
-    ["push img", { command: "push", positionals: ["img"] }],
+    ["push img", { command: "push", positionals: ["img"], engine: {}, flags: {} }],
+    // --buildkit-mode, --insecure-registry (build and push): checked into `engine`, not left in `flags`
+    ["build . -t img", { engine: {} }],
+    [
+      "build . -t img --builder buildkit --buildkit-mode privileged --insecure-registry 10.0.0.5:5001 --insecure-registry reg.local",
+      {
+        global: expect.objectContaining({ builder: "buildkit" }),
+        engine: { buildkitMode: "privileged", insecureRegistries: ["10.0.0.5:5001", "reg.local"] },
+        flags: expect.not.objectContaining({ "buildkit-mode": expect.anything() }),
+      },
+    ],
+    ["build . -t img --buildkit-mode=rootless", { engine: { buildkitMode: "rootless" } }],
+    ["build . -t img --buildkit-mode auto", { engine: { buildkitMode: "auto" } }],
+    ["build . -t img --insecure-registry a:1 --insecure-registry a:1", { engine: { insecureRegistries: ["a:1"] } }],
+    [
+      "push img --buildkit-mode privileged --insecure-registry 192.0.2.2:5001",
+      { command: "push", positionals: ["img"], engine: { buildkitMode: "privileged", insecureRegistries: ["192.0.2.2:5001"] }, flags: {} },
+    ],
+    ["images", { engine: {} }],
     ["gc", { command: "gc", flags: { "older-than": undefined, "dry-run": false, all: false } }],
     ["gc --older-than 1h --all --dry-run", { command: "gc", flags: { "older-than": "1h", "dry-run": true, all: true } }],
     ["version", { command: "version", help: false }],
@@ -179,6 +197,15 @@ describe("parseCommandLine: usage errors (the CLI exits 2)", () => {
     ["build . -t x --builder docker", /--builder must be kaniko or buildkit, not "docker"/, "build"],
     ["--builder Kaniko images", /--builder must be kaniko or buildkit/, "images"],
     ["images --builder=", /--builder must be kaniko or buildkit, not ""/, "images"],
+    // --buildkit-mode, --insecure-registry
+    ["build . -t x --buildkit-mode rootful", /--buildkit-mode must be auto, rootless or privileged, not "rootful"/, "build"],
+    ["push img --buildkit-mode=", /--buildkit-mode must be auto, rootless or privileged, not ""/, "push"],
+    ["build . -t x --buildkit-mode", /buildkit-mode/, "build"],
+    ["build . -t x --insecure-registry http://reg:5000", /--insecure-registry "http:\/\/reg:5000": expected HOST\[:PORT\]/, "build"],
+    ["push img --insecure-registry reg:5000/path", /--insecure-registry "reg:5000\/path"/, "push"],
+    ["push img --insecure-registry=", /--insecure-registry "": expected HOST/, "push"],
+    ["run img --buildkit-mode privileged", /buildkit-mode/, "run"],
+    ["images --insecure-registry reg:5000", /insecure-registry/, "images"],
   ])("%j → %s", (line, message, command) => {
     const error = usageError(() => parseCommandLine(split(line)));
     expect(error.message).toMatch(message);

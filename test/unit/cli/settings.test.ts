@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { UsageError, type GlobalFlags } from "../../../src/cli/args.js";
+import { UsageError, type EngineFlags, type GlobalFlags } from "../../../src/cli/args.js";
 import { engineOptions, readConfigFile, type ConfigFile } from "../../../src/cli/settings.js";
 
 let dir: string;
@@ -200,6 +200,30 @@ describe("engineOptions", () => {
       ["no registry: the engine reads the cluster's ConfigMap", {}, {}, {}, { registry: undefined }],
     ])("%s", (_name, f, env, file, expected) => {
       const options = engineOptions(flags({ kubeconfig, ...f }), file, env);
+      for (const [key, value] of Object.entries(expected)) {
+        if (value === undefined) expect(options).not.toHaveProperty(key);
+        else expect(options[key as keyof typeof options]).toEqual(value);
+      }
+    });
+
+    // --buildkit-mode / --insecure-registry (build and push): the engine reads KCE_BUILDKIT_MODE and
+    // KCE_INSECURE_REGISTRIES itself, so the file's value applies only when those are unset.
+    it.each<[string, EngineFlags, Record<string, string>, ConfigFile, Record<string, unknown>]>([
+      ["buildkitMode from the flag", { buildkitMode: "privileged" }, { KCE_BUILDKIT_MODE: "rootless" }, { buildkitMode: "auto" }, { buildkitMode: "privileged" }],
+      ["KCE_BUILDKIT_MODE leaves the mode to the engine", {}, { KCE_BUILDKIT_MODE: "rootless" }, { buildkitMode: "privileged" }, { buildkitMode: undefined }],
+      ["buildkitMode from the file", {}, {}, { buildkitMode: "rootless" }, { buildkitMode: "rootless" }],
+      ["no buildkitMode: the engine's default", {}, {}, {}, { buildkitMode: undefined }],
+      [
+        "insecureRegistries from the flags (replacing the environment's)",
+        { insecureRegistries: ["a:5000", "b:5001"] },
+        { KCE_INSECURE_REGISTRIES: "env:5001" },
+        { insecureRegistries: ["file:5000"] },
+        { insecureRegistries: ["a:5000", "b:5001"] },
+      ],
+      ["KCE_INSECURE_REGISTRIES leaves the list to the engine", {}, { KCE_INSECURE_REGISTRIES: "env:5001" }, { insecureRegistries: ["file:5000"] }, { insecureRegistries: undefined }],
+      ["insecureRegistries from the file", {}, {}, { insecureRegistries: ["file:5000"] }, { insecureRegistries: ["file:5000"] }],
+    ])("%s", (_name, engine, env, file, expected) => {
+      const options = engineOptions(flags({ kubeconfig }), file, env, engine);
       for (const [key, value] of Object.entries(expected)) {
         if (value === undefined) expect(options).not.toHaveProperty(key);
         else expect(options[key as keyof typeof options]).toEqual(value);
