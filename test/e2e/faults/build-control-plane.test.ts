@@ -69,7 +69,7 @@ describe("rows 12 and 13 — builds across control plane and node faults", () =>
 
   // row 13 | kubelet stopped 30 s mid-build | the build completes (the builder keeps running under containerd); output resumes via sinceTime, complete and duplicate-free
   it("a build spanning a 30 s kubelet stop finishes, output complete", async () => {
-    await buildSurvives("row13-build-kubelet-stopped", 400, 100, async () => {
+    await buildSurvives("row13-build-kubelet-stopped", 330, 100, async () => {
       await sleep(1_000);
       await whileStopped("kubelet", () => sleep(30_000));
     });

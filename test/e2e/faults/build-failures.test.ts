@@ -88,7 +88,7 @@ describe("row 4 — the Dockerfile fails", () => {
 describe("row 7 — the build deadline passes", () => {
   // row 7 | the build runs past `timeouts.buildSeconds` | BuildError reason `deadline` from the pod's server-side activeDeadlineSeconds (DeadlineExceeded), within deadline + 30 s (the kubelet kills after a 5 s grace); nothing left
   it("a build past buildSeconds is a BuildError deadline, enforced by the server", async () => {
-    const DEADLINE = 15;
+    const DEADLINE = 10;
     const engine = ns.engine({ builder: "kaniko", timeouts: { buildSeconds: DEADLINE } });
     const path = context({ Dockerfile: `FROM ${baseImage()}\nRUN echo past-deadline-${Date.now()} && sleep 600\n` });
     const started = Date.now();

@@ -11,8 +11,8 @@ import { ensureDist } from "../cli/helpers.js";
 import { baseImage, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, uniqueImage, type EngineNamespace } from "../engine/helpers.js";
 import { eventually, ROOT, startNode, withinBound } from "./helpers.js";
 
-const BUILD_SECONDS = 20;
-const TTL_SECONDS = 5;
+const BUILD_SECONDS = 15;
+const TTL_SECONDS = 3;
 const RUN_SECONDS = 15;
 
 let ns: EngineNamespace;
