@@ -8,6 +8,8 @@ import type { ResolvedEngineConfig } from "../config.js";
 import type { BuildProgress } from "../contract.js";
 import { BuildError, CancelledError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
+import { isTransient } from "../kube/api-errors.js";
+import { abortableDelay, backoffDelay } from "../kube/backoff.js";
 import { containerStarted, followLogs } from "../kube/logs.js";
 import { attachStdin } from "../kube/stdin.js";
 import { podsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
@@ -43,6 +45,9 @@ export interface JobRunInput {
   progress: (p: BuildProgress) => void;
   signal: AbortSignal | undefined;
 }
+
+/** How long reading the builder's final state may ride out an API server outage. */
+const FINAL_POD_OUTAGE_MS = 60_000;
 
 /** After a failed upload, how long the builder may take to fail by itself before we stop following it. */
 const UPLOAD_FAILURE_GRACE_MS = 10_000;
@@ -164,22 +169,30 @@ export class JobRunner {
   }
 
   /** The pod's final state; a pod that is gone (its Job deleted) is a `deleted` BuildError. */
+  /**
+   * The builder pod's final state. Transient failures (the API server restarting just as the build ends) are
+   * retried for up to FINAL_POD_OUTAGE_MS, as long as the log follower would have tolerated the outage.
+   */
   private async finalPod(name: string, jobName: string, signal: AbortSignal): Promise<V1Pod> {
-    try {
-      return await this.deps.client.call(
-        "get",
-        "pods",
-        (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o),
-        { name, signal },
-      );
-    } catch (err) {
-      if (err instanceof KubernetesApiError && err.statusCode === 404) {
-        throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, {
-          reason: "deleted",
-          cause: err,
-        });
+    const giveUpAt = Date.now() + FINAL_POD_OUTAGE_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.deps.client.call(
+          "get",
+          "pods",
+          (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o),
+          { name, signal },
+        );
+      } catch (err) {
+        if (err instanceof KubernetesApiError && err.statusCode === 404) {
+          throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, {
+            reason: "deleted",
+            cause: err,
+          });
+        }
+        if (!isTransient(err) || Date.now() > giveUpAt) throw err;
+        await abortableDelay(backoffDelay(attempt), signal);
       }
-      throw err;
     }
   }
 
@@ -188,7 +201,8 @@ export class JobRunner {
     const result = builderResultOf(pod, null, { ...this.statusOptions(), pullGraceSeconds: 0 });
     if (result.state === "succeeded") return result.digest;
     if (result.state === "failed") {
-      if (uploadError && blameUpload(tail)) {
+      // Deadline, deletion, eviction or OOM explain themselves; only a plain failure may be the upload's fault.
+      if (uploadError && result.failure.kind === "failed" && blameUpload(tail)) {
         throw new BuildError(`the build context could not be delivered: ${String(uploadError)}`, {
           reason: "upload",
           exitCode: result.failure.exitCode,
