@@ -244,11 +244,25 @@ serializeImagePulls: false
 nodeStatusUpdateFrequency: 10s
 nodeStatusReportFrequency: 10s     # a heartbeat every 10 s, so up can insist on a fresh one
 YML
-  start_daemon kubelet "$K8S_BIN/kubelet" --config="$CONF_DIR/kubelet.yaml" \
-    --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$KUBELET_ROOT" \
-    --node-ip="$NODE_IP" --hostname-override="$NODE_NAME" --v=1
-  wait_ready kubelet 60 curl -sf http://127.0.0.1:10248/healthz
+  # containerd answers `ctr version` before its CRI plugin has initialized; a kubelet started in that
+  # window exits ("server is not initialized yet"). Start it again a few times before giving up.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    start_daemon kubelet "$K8S_BIN/kubelet" --config="$CONF_DIR/kubelet.yaml" \
+      --kubeconfig="$CLUSTER_DIR/kubelet.kubeconfig" --root-dir="$KUBELET_ROOT" \
+      --node-ip="$NODE_IP" --hostname-override="$NODE_NAME" --v=1
+    if wait_until 60 kubelet_healthy_or_gone && curl -sf http://127.0.0.1:10248/healthz >/dev/null 2>&1; then
+      return 0
+    fi
+    alive kubelet && die_with_log kubelet "kubelet did not become ready within 60s"
+    log "kubelet exited during start-up (attempt $attempt; containerd's CRI may still be initializing); retrying"
+    sleep 1
+  done
+  die_with_log kubelet "kubelet exited during start-up $attempt times"
 }
+
+# true once the kubelet answers its health check, or once it has exited (the caller tells which)
+kubelet_healthy_or_gone() { curl -sf http://127.0.0.1:10248/healthz >/dev/null 2>&1 || ! alive kubelet; }
 
 start_kube_proxy() {
   write_conf "$CONF_DIR/kube-proxy.yaml" <<YML
