@@ -1,7 +1,6 @@
 // `kce` as a user runs it (a child process against the real cluster): build → run (output, exit code) →
 // images → inspect → gc, `--json` output, usage errors (exit 2), engine errors (exit 1), `--help`.
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +11,7 @@ import { expectNoLeftovers, uniqueImage } from "../engine/helpers.js";
 import { baseImage, deleteNamespace, namespaceClient, waitDone } from "../kube/helpers.js";
 import { grantSuiteServiceAccount, suiteServiceAccount } from "../rbac/service-account.js";
 import { ensureDist, jsonLines, kce, type Run } from "./helpers.js";
+import { getWithRetry } from "../../support/http.js";
 
 let admin: KubeClient;
 let dir: string;
@@ -200,23 +200,3 @@ describe("kce against the cluster", () => {
     expect(run.stderr).toMatch(/^kce: error: .*127\.0\.0\.1:1/m);
   });
 });
-
-async function getWithRetry(url: string, attempts = 40): Promise<string> {
-  for (let i = 1; ; i++) {
-    try {
-      return await new Promise<string>((resolve, reject) => {
-        http
-          .get(url, (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => (body += c));
-            res.on("end", () => resolve(body));
-          })
-          .on("error", reject);
-      });
-    } catch (err) {
-      if (i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}

@@ -1,11 +1,11 @@
 // KubernetesEngine.build with the Kaniko builder on the real local cluster: directory and tar contexts,
 // failures as BuildError, inspectImage, cancellation, and no leftovers.
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildError, CancelledError, InvalidInputError, type KubernetesEngine } from "../../../src/index.js";
-import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, tarOf, uniqueImage, type EngineNamespace } from "./helpers.js";
+import { baseImage, collect, contextDir, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, tarOf, uniqueImage, type EngineNamespace } from "./helpers.js";
 
 let ns: EngineNamespace;
 let engine: KubernetesEngine;
@@ -25,14 +25,7 @@ afterAll(async () => {
   await deleteNamespace(ns?.admin);
 });
 
-function context(files: Record<string, string>): string {
-  const root = mkdtempSync(join(dir, "ctx-"));
-  for (const [name, content] of Object.entries(files)) {
-    mkdirSync(join(root, name, ".."), { recursive: true });
-    writeFileSync(join(root, name), content);
-  }
-  return root;
-}
+const context = (files: Record<string, string>): string => contextDir(dir, files);
 
 describe("build (kaniko)", () => {
   it("builds a directory with .dockerignore, a non-default Dockerfile, args and labels; the image runs", async () => {

@@ -1,6 +1,8 @@
 // Shared setup of the engine e2e tests: an engine per test file in its own namespace, and the check that the
 // engine left nothing of its own behind.
 import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pack } from "tar-stream";
 import { KubernetesEngine, type KubernetesEngineOptions } from "../../../src/index.js";
@@ -86,4 +88,14 @@ export function tarOf(files: Record<string, string>): Readable {
   for (const [name, content] of Object.entries(files)) archive.entry({ name, mode: 0o644 }, content);
   archive.finalize();
   return Readable.from(archive);
+}
+
+/** A new build-context directory under `parent` holding `files` (paths may have directories), mode 0755. */
+export function contextDir(parent: string, files: Record<string, string>): string {
+  const root = mkdtempSync(join(parent, "ctx-"));
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, name)), { recursive: true });
+    writeFileSync(join(root, name), content, { mode: 0o755 });
+  }
+  return root;
 }

@@ -1,9 +1,9 @@
 // The Container contract over pods, on the real local cluster: status, exit codes, logs (timestamps, since,
 // streaming), stop, kill, remove, failures to start, and port forwarding.
-import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContainerNotFoundError, InvalidInputError, type KubernetesEngine } from "../../../src/index.js";
 import { baseImage, deleteNamespace, engineNamespace, expectNoLeftovers, type EngineNamespace } from "./helpers.js";
+import { getWithRetry } from "../../support/http.js";
 
 let ns: EngineNamespace;
 let engine: KubernetesEngine;
@@ -139,25 +139,3 @@ describe("run", () => {
     await container.remove();
   });
 });
-
-/** GET with a few retries: httpd may need a moment after the container started. */
-async function getWithRetry(url: string): Promise<string> {
-  let last: unknown;
-  for (let attempt = 0; attempt < 20; attempt++) {
-    try {
-      return await new Promise<string>((resolve, reject) => {
-        const request = http.get(url, (res) => {
-          let body = "";
-          res.on("data", (d: Buffer) => (body += d.toString()));
-          res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
-        });
-        request.on("error", reject);
-        request.setTimeout(5_000, () => request.destroy(new Error("no answer within 5 s")));
-      });
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  throw last;
-}

@@ -2,12 +2,12 @@
 // BuildError with the exit code and the builder's last lines; a build past its deadline is a typed timeout the
 // server enforced (the pod's activeDeadlineSeconds); a builder pod deleted mid-build — also one whose process
 // traps SIGTERM and exits 0, so the pod ends `Succeeded` — is a `deleted` BuildError within ~5 s, never success.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildError, type KubernetesEngine } from "../../../src/index.js";
-import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, uniqueImage, type EngineNamespace } from "../engine/helpers.js";
+import { baseImage, collect, contextDir, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, uniqueImage, type EngineNamespace } from "../engine/helpers.js";
 import { failure, noLeftoversWithin, sleep, withinBound } from "./helpers.js";
 
 let ns: EngineNamespace;
@@ -24,11 +24,7 @@ afterAll(async () => {
   await deleteNamespace(ns?.admin);
 });
 
-function context(files: Record<string, string>): string {
-  const root = mkdtempSync(join(dir, "ctx-"));
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(root, name), content, { mode: 0o755 });
-  return root;
-}
+const context = (files: Record<string, string>): string => contextDir(dir, files);
 
 /** Builds, stopping at the first line matching `marker` to call `act`; resolves with the build's error. */
 async function buildUntil(engine: KubernetesEngine, path: string, marker: RegExp, act: () => Promise<void>): Promise<{ error: Error; ms: number; lines: string[] }> {

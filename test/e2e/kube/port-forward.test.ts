@@ -3,19 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { forwardPorts, type PortForward } from "../../../src/kube/port-forward.js";
 import { createPod, deleteNamespace, namespaceClient, testPod, waitStarted } from "./helpers.js";
-
-async function getWithRetry(url: string, attempts = 20): Promise<string> {
-  for (let i = 0; ; i++) {
-    try {
-      const res = await fetch(url);
-      return await res.text();
-    } catch (err) {
-      // httpd may not listen yet right after the container started
-      if (i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
+import { getWithRetry } from "../../support/http.js";
 
 describe("forwardPorts (e2e)", () => {
   let client: KubeClient;

@@ -3,7 +3,6 @@
 // registry credentials), inspect, run, logs, port-forward, kill, remove, gc. What the Role leaves out is a
 // typed 403 with an actionable message.
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +21,7 @@ import {
   serviceAccountKubeconfig,
   type ManifestObject,
 } from "./service-account.js";
+import { getWithRetry } from "../../support/http.js";
 
 let admin: KubeClient;
 let rbac: ManifestObject[] = [];
@@ -176,24 +176,3 @@ describe("outside the Role", () => {
     await forbidden(other.call("get", "configmaps", (o) => other.core.readNamespacedConfigMap({ name: "kube-root-ca.crt", namespace: "kube-public" }, o)));
   });
 });
-
-/** GET with a few retries: httpd may need a moment after the container started. */
-async function getWithRetry(url: string, attempts = 20): Promise<string> {
-  for (let i = 1; ; i++) {
-    try {
-      return await new Promise<string>((resolve, reject) => {
-        http
-          .get(url, (res) => {
-            let body = "";
-            res.setEncoding("utf8");
-            res.on("data", (c: string) => (body += c));
-            res.on("end", () => resolve(body));
-          })
-          .on("error", reject);
-      });
-    } catch (err) {
-      if (i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}

@@ -2,13 +2,13 @@
 // Python adapter (python/repo2docker-kce) and `kce rpc`, with zero configuration (the registry comes from the
 // cluster's local-registry-hosting ConfigMap: KCE_REGISTRY is unset for repo2docker).
 import { randomBytes } from "node:crypto";
-import http from "node:http";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { deleteNamespace, expectNoLeftovers } from "../engine/helpers.js";
 import { namespaceClient } from "../kube/helpers.js";
 import { dockerfileRepo, repo2docker, rpcProcesses, setupRepo2docker, startRepo2docker, type R2dEnvironment } from "./helpers.js";
+import { get, getWithRetry } from "../../support/http.js";
 
 let r2d: R2dEnvironment;
 let admin: KubeClient;
@@ -60,7 +60,7 @@ describe("repo2docker --engine kubernetes", () => {
     const server = "mkdir -p /tmp/www && echo hello-from-r2d > /tmp/www/index.html && echo serving && exec httpd -f -v -p 8080 -h /tmp/www";
     const started = startRepo2docker(r2d, [...common, "--image-name", image, "-p", `${port}:8080`, repo, "sh", "-c", server]);
     try {
-      const body = await getWithRetry(`http://127.0.0.1:${port}/index.html`, 120_000, () => started.child.exitCode !== null);
+      const body = await getWithRetry(`http://127.0.0.1:${port}/index.html`, { withinMs: 120_000, everyMs: 500, gaveUp: () => started.child.exitCode !== null });
       expect(body).toBe("hello-from-r2d\n");
       // Ctrl-C: repo2docker leaves its log stream, then reload → kill → exitcode → wait → logs(since) → remove.
       started.child.kill("SIGINT");
@@ -111,30 +111,6 @@ function freePort(): Promise<number> {
       server.close(() => resolvePort(port));
     });
   });
-}
-
-function get(url: string): Promise<string> {
-  return new Promise((resolveBody, reject) => {
-    const request = http.get(url, { timeout: 5_000 }, (response) => {
-      let body = "";
-      response.on("data", (d: Buffer) => (body += d.toString()));
-      response.on("end", () => (response.statusCode === 200 ? resolveBody(body) : reject(new Error(`HTTP ${response.statusCode}`))));
-    });
-    request.on("timeout", () => request.destroy(new Error("timeout")));
-    request.on("error", reject);
-  });
-}
-
-async function getWithRetry(url: string, withinMs: number, gaveUp: () => boolean): Promise<string> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      return await get(url);
-    } catch (err) {
-      if (Date.now() > deadline || gaveUp()) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
 }
 
 async function waitFor(check: () => Promise<boolean>, withinMs: number, what: string): Promise<void> {
