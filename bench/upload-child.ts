@@ -7,6 +7,7 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { createBuildContext } from "../src/build/context.js";
+import { parseContextCompression } from "../src/build/context-compression.js";
 import { KubeClient } from "../src/kube/client.js";
 import { execInPod } from "../src/kube/stdin.js";
 import { memoryOf } from "./lib.js";
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   const started = performance.now();
   const context = await createBuildContext({ path: dir });
   const listed = performance.now();
-  const sent = context.open();
+  const compression = parseContextCompression(process.env.KCE_CONTEXT_COMPRESSION ?? "auto", "KCE_CONTEXT_COMPRESSION");
+  const sent = context.open({ compression });
   const result = await execInPod(client, {
     pod,
     container: pod,
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       bytesSent: result.bytesSent,
       tarBytes: summary.tarBytes,
       gzipBytes: summary.gzipBytes,
+      compressionLevel: summary.compressionLevel,
       files: summary.files,
       listMs: listed - started,
       transferMs: ended - listed,

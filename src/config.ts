@@ -3,6 +3,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { KubeConfig, V1Toleration } from "@kubernetes/client-node";
+import { parseContextCompression, type ContextCompression } from "./build/context-compression.js";
 import { InvalidInputError } from "./errors.js";
 
 export type BuilderKind = "kaniko" | "buildkit";
@@ -74,6 +75,12 @@ export interface KubernetesEngineOptions {
    * a build whose hash the registry already holds starts no pod. Default: on (env KCE_CONTENT_ADDRESSED=0 off).
    */
   contentAddressed?: boolean;
+  /**
+   * The build context's gzip level on its way to the builder. "auto" (default) sends it stored and compresses
+   * (level 1) once the upload waits on a link slower than 24 MiB/s; "none" or 0–9 fix the level. Env
+   * KCE_CONTEXT_COMPRESSION.
+   */
+  contextCompression?: ContextCompression | "none";
   timeouts?: EngineTimeouts;
   /** Names this engine in the `kube-container-engine/instance` label. Default: random per engine object. */
   instanceId?: string;
@@ -129,6 +136,7 @@ export interface ResolvedEngineConfig {
   /** Null when off; `repository` null means `<registry>/<repository>/cache` per image. */
   layerCache: { repository: string | null } | null;
   contentAddressed: boolean;
+  contextCompression: ContextCompression;
   timeouts: Required<EngineTimeouts>;
   instanceId: string;
   labels: Record<string, string>;
@@ -283,6 +291,10 @@ export function resolveEngineConfig(
     insecureRegistries: resolveInsecureRegistries(options.insecureRegistries, env),
     layerCache: resolveLayerCache(options.layerCache, env),
     contentAddressed: options.contentAddressed ?? !isOff(env.KCE_CONTENT_ADDRESSED),
+    contextCompression:
+      options.contextCompression !== undefined
+        ? parseContextCompression(options.contextCompression, "contextCompression")
+        : parseContextCompression(env.KCE_CONTEXT_COMPRESSION ?? "auto", "KCE_CONTEXT_COMPRESSION"),
     timeouts,
     instanceId,
     labels: { ...options.labels },

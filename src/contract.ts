@@ -47,7 +47,7 @@ export interface BuildOptions {
 
 /** Progress of a build, for CLIs and services (the yielded lines are the builder's own output). */
 export type BuildProgress =
-  | { kind: "context"; tarBytes: number; totalTarBytes: number; gzipBytes: number }
+  | { kind: "context"; tarBytes: number; totalTarBytes: number; gzipBytes: number; compressionLevel: number }
   | { kind: "phase"; message: string };
 
 /** A port binding: a local port, `[localAddress, localPort]`, or null for "any free port". */

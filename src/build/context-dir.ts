@@ -3,12 +3,15 @@
  * rules (@balena/dockerignore), the Dockerfile and `.dockerignore` always kept (as the Docker CLI does), special
  * files skipped. Only metadata is read here; contents are streamed later by the tar writer.
  */
-import { constants } from "node:fs";
-import { access, lstat, readFile, readdir, readlink, stat } from "node:fs/promises";
+import { accessSync, constants, lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
 import { join, posix } from "node:path";
 import dockerignore from "@balena/dockerignore";
 import { InvalidInputError } from "../errors.js";
 import { normalizeEntries, normalizeMode, type ContextEntry } from "./tar-format.js";
+
+/** Entries visited between two turns of the event loop while listing. */
+const YIELD_EVERY = 500;
 
 /** What a directory walk found. */
 export interface DirectoryListing {
@@ -84,12 +87,16 @@ export async function listDirectory(root: string, dockerfile: string): Promise<D
   const exceptions = patterns.filter((p) => p.startsWith("!")).map((p) => p.slice(1));
   const entries: ContextEntry[] = [];
   const warnings: string[] = [];
+  const source = { dir: root };
 
+  // Synchronous calls: through the thread pool, two round trips per file made listing 50k files take
+  // 3.6 s instead of 0.25 s (bench P2). The walk gives the event loop a turn every few hundred entries.
+  let sinceYield = 0;
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === "" ? root : join(root, rel);
     let names: string[];
     try {
-      names = await readdir(abs);
+      names = readdirSync(abs);
     } catch (cause) {
       throw new InvalidInputError(`cannot read directory ${JSON.stringify(rel || ".")} of the build context`, {
         cause,
@@ -97,13 +104,22 @@ export async function listDirectory(root: string, dockerfile: string): Promise<D
     }
     for (const name of names) {
       const path = rel === "" ? name : `${rel}/${name}`;
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise<void>((resolveTurn) => setImmediate(resolveTurn));
+      }
       await visit(path);
     }
   };
 
   const visit = async (path: string): Promise<void> => {
     const abs = join(root, path);
-    const st = await lstat(abs);
+    let st: Stats;
+    try {
+      st = lstatSync(abs);
+    } catch (cause) {
+      throw new InvalidInputError(`cannot read ${JSON.stringify(path)} of the build context`, { cause });
+    }
     const excluded = matcher.ignores(path);
     if (st.isDirectory()) {
       if (excluded) {
@@ -119,7 +135,7 @@ export async function listDirectory(root: string, dockerfile: string): Promise<D
     if (excluded) return;
     if (st.isFile()) {
       try {
-        await access(abs, constants.R_OK);
+        accessSync(abs, constants.R_OK);
       } catch (cause) {
         throw new InvalidInputError(`cannot read ${JSON.stringify(path)} of the build context`, { cause });
       }
@@ -128,10 +144,10 @@ export async function listDirectory(root: string, dockerfile: string): Promise<D
         type: "file",
         mode: normalizeMode("file", st.mode),
         size: st.size,
-        source: { file: abs, offset: 0 },
+        source,
       });
     } else if (st.isSymbolicLink()) {
-      entries.push({ path, type: "symlink", mode: 0o777, size: 0, linkname: await readlink(abs) });
+      entries.push({ path, type: "symlink", mode: 0o777, size: 0, linkname: readlinkSync(abs) });
     } else {
       warnings.push(`skipped ${JSON.stringify(path)}: not a regular file, directory or symlink`);
     }

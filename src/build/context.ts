@@ -1,7 +1,7 @@
 /**
  * The build context as a stream: a deterministic tar (sorted entries, mtime 0, uid/gid 0, normalized modes,
- * symlinks kept, directories included, no special files), gzip level 1, with backpressure from the consumer
- * back to the disk reads. The content hash is the sha256 of the uncompressed tar, so the same tree gives the
+ * symlinks kept, directories included, no special files) in gzip framing (compressed or not: see
+ * context-compression.ts), with backpressure from the consumer back to the disk reads. The content hash is the sha256 of the uncompressed tar, so the same tree gives the
  * same hash whether it came from a directory or from a tar stream, and whatever its mtimes or listing order.
  */
 import { createHash } from "node:crypto";
@@ -9,12 +9,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable, Transform, Writable, pipeline, type TransformCallback } from "node:stream";
-import { createGzip } from "node:zlib";
+import { constants as zlibConstants, crc32, createDeflateRaw, type DeflateRaw } from "node:zlib";
 import { ContainerEngineError, InvalidInputError } from "../errors.js";
 import { validateDockerfilePath } from "./build-options.js";
+import { AUTO_COMPRESSION, nextAutoPhase, type AutoCompressionPolicy, type AutoPhase, type ContextCompression } from "./context-compression.js";
 import { listDirectory } from "./context-dir.js";
 import { readTarStream } from "./context-tar.js";
-import { tarChunks, tarSize, type ContextEntry } from "./tar-format.js";
+import { TAR_BLOCK_BYTES, tarBlocks, tarSize, type ContextEntry } from "./tar-format.js";
 
 /** Where the context comes from: exactly one of `path` and `context`. */
 export interface BuildContextSource {
@@ -36,6 +37,17 @@ export interface ContextProgress {
   gzipBytes: number;
   /** The exact uncompressed size the tar will have (known before streaming). */
   totalTarBytes: number;
+  /** The gzip level in use (0: stored; "auto" raises it on a slow link). */
+  compressionLevel: number;
+}
+
+/** Options of {@link BuildContext.open}. */
+export interface OpenOptions {
+  onProgress?: (progress: ContextProgress) => void;
+  /** Default "auto": stored, compressed once the upload waits on a slow link. */
+  compression?: ContextCompression;
+  /** Tuning of "auto" (tests). */
+  autoPolicy?: Partial<AutoCompressionPolicy>;
 }
 
 /** The identity of a context: its hash and sizes. */
@@ -50,8 +62,10 @@ export interface ContextDigest {
 
 /** What one completed stream produced. */
 export interface ContextSummary extends ContextDigest {
-  /** Compressed size in bytes: what was sent. */
+  /** Gzip size in bytes: what was sent. */
   gzipBytes: number;
+  /** The gzip level at the end. */
+  compressionLevel: number;
 }
 
 /** One pass over the context: the gzip bytes and, once they were all read, their summary. */
@@ -76,65 +90,140 @@ export interface BuildContext {
   readonly tarBytes: number;
   /** Entries that were skipped (devices, FIFOs, sockets). */
   readonly warnings: readonly string[];
-  /** A fresh stream of the gzip-compressed tar (level 1 unless given). */
-  open(options?: { onProgress?: (progress: ContextProgress) => void; gzipLevel?: number }): ContextStream;
+  /** A fresh stream of the tar in gzip framing. */
+  open(options?: OpenOptions): ContextStream;
   /** The hash without producing gzip output; cached, and taken from a completed stream when there was one. */
   digest(): Promise<ContextDigest>;
   /** Removes temporary files (the spool of a tar input). Idempotent. */
   dispose(): Promise<void>;
 }
 
-/**
- * Tar chunks are joined into blocks of about this size before hashing and gzip: a context of small files
- * otherwise makes three tiny chunks per file, and every chunk is one zlib call on the thread pool and one
- * pass through each stream stage (measured with bench/: ~15–20 % less CPU for 64 MiB in 5k files).
- */
-const COALESCE_BYTES = 64 * 1024;
-/** zlib's output buffer: fewer, larger gzip chunks (and stdin frames) than the 16 KiB default. */
+/** zlib's output buffer: fewer, larger chunks (and stdin frames) than the 16 KiB default. */
 const GZIP_CHUNK_BYTES = 64 * 1024;
 
-/** Joins small chunks into blocks of at least `size` bytes (the last one may be smaller); bounded memory. */
-export async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of source) {
-    if (chunk.length >= size && bytes === 0) {
-      yield chunk;
-      continue;
-    }
-    parts.push(chunk);
-    bytes += chunk.length;
-    if (bytes >= size) {
-      yield Buffer.concat(parts, bytes);
-      parts = [];
-      bytes = 0;
-    }
-  }
-  if (bytes > 0) yield Buffer.concat(parts, bytes);
-}
-
-/** Hashes and counts the uncompressed bytes flowing through it. */
+/** Hashes and counts the uncompressed bytes flowing through it (and takes their CRC-32 for gzip's trailer). */
 class TarMeter extends Transform {
   readonly hash = createHash("sha256");
   bytes = 0;
+  crc = 0;
+  constructor(private readonly withCrc: boolean) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
+    if (this.withCrc) this.crc = crc32(chunk, this.crc);
     this.bytes += chunk.length;
     cb(null, chunk);
   }
 }
 
-/** Counts the bytes flowing through it and reports progress. */
-class GzipMeter extends Transform {
-  bytes = 0;
-  constructor(private readonly report: (gzipBytes: number) => void) {
+/**
+ * Raw deflate whose level can change between chunks. zlib applies a new level only while idle: a `params()`
+ * issued with writes in flight is silently ignored (Node 20), so this stage hands zlib one chunk at a time and
+ * changes the level between two.
+ */
+class Deflater extends Transform {
+  private readonly zlib: DeflateRaw;
+  private wanted: number;
+  constructor(public level: number) {
     super();
+    this.wanted = level;
+    this.zlib = createDeflateRaw({ level, chunkSize: GZIP_CHUNK_BYTES });
+    this.zlib.on("data", (chunk: Buffer) => this.push(chunk));
+    this.zlib.on("error", (err) => this.destroy(err));
+  }
+  /** Takes effect before the next chunk. */
+  setLevel(level: number): void {
+    this.wanted = level;
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const write = (): void => {
+      this.zlib.write(chunk, (err) => cb(err ?? null));
+    };
+    if (this.wanted === this.level) return write();
+    this.level = this.wanted;
+    this.zlib.params(this.level, zlibConstants.Z_DEFAULT_STRATEGY, write);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.zlib.once("end", () => cb());
+    this.zlib.end();
+  }
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.zlib.destroy();
+    cb(err);
+  }
+}
+
+/** gzip's member header: deflate, no flags, mtime 0, no extra flags, OS unknown (deterministic bytes). */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/**
+ * Wraps a raw deflate stream in gzip's header and trailer, counts what leaves and reports progress. The
+ * framing is ours because Node's gzip streams ignore `params()` (a level change mid-stream), raw deflate
+ * streams do not.
+ */
+class GzipFraming extends Transform {
+  bytes = 0;
+  private started = false;
+  constructor(
+    private readonly tar: TarMeter,
+    private readonly report: (gzipBytes: number) => void,
+  ) {
+    super();
+  }
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.bytes += GZIP_HEADER.length;
+    this.push(GZIP_HEADER);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.start();
     this.bytes += chunk.length;
     this.report(this.bytes);
     cb(null, chunk);
   }
+  override _flush(cb: TransformCallback): void {
+    this.start();
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(this.tar.crc >>> 0, 0);
+    trailer.writeUInt32LE(this.tar.bytes % 2 ** 32, 4); // ISIZE: the size modulo 2^32
+    this.bytes += trailer.length;
+    this.report(this.bytes);
+    cb(null, trailer);
+  }
+}
+
+/**
+ * Runs "auto" compression: samples whether packed output waits for the consumer and, window by window, lets
+ * {@link nextAutoPhase} decide the gzip level. Returns the function that stops watching.
+ */
+function watchLink(
+  output: Readable,
+  counters: { gzipBytes: () => number; tarBytes: () => number },
+  policy: AutoCompressionPolicy,
+  setLevel: (level: number) => void,
+): () => void {
+  let phase: AutoPhase = { kind: "stored" };
+  let samples = 0;
+  let backloggedSamples = 0;
+  let start = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
+  const timer = setInterval(() => {
+    samples += 1;
+    if (output.readableLength > 0) backloggedSamples += 1;
+    if (samples < policy.samplesPerWindow) return;
+    const now = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
+    const window = { samples, backloggedSamples, bytes: now.gzip - start.gzip, tarBytes: now.tar - start.tar, ms: now.ms - start.ms };
+    const next = nextAutoPhase(phase, window, policy);
+    phase = next.phase;
+    if (next.level !== undefined) setLevel(next.level);
+    if (phase.kind === "decided") clearInterval(timer);
+    samples = 0;
+    backloggedSamples = 0;
+    start = now;
+  }, policy.windowMs / policy.samplesPerWindow);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 class PreparedContext implements BuildContext {
@@ -156,28 +245,38 @@ class PreparedContext implements BuildContext {
 
   private source(): Readable {
     if (this.disposed) throw new InvalidInputError("the build context was disposed of");
-    return Readable.from(coalesce(tarChunks(this.entries), COALESCE_BYTES), { objectMode: false, highWaterMark: 64 * 1024 });
+    return Readable.from(tarBlocks(this.entries), { objectMode: false, highWaterMark: TAR_BLOCK_BYTES });
   }
 
-  open(options: { onProgress?: (progress: ContextProgress) => void; gzipLevel?: number } = {}): ContextStream {
-    const tar = new TarMeter();
+  open(options: OpenOptions = {}): ContextStream {
+    const compression = options.compression ?? "auto";
+    let level = compression === "auto" ? 0 : compression;
+    const tar = new TarMeter(true);
     const onProgress = options.onProgress;
-    const gz = new GzipMeter((gzipBytes) =>
-      onProgress?.({ tarBytes: tar.bytes, gzipBytes, totalTarBytes: this.tarBytes }),
+    const gz = new GzipFraming(tar, (gzipBytes) =>
+      onProgress?.({ tarBytes: tar.bytes, gzipBytes, totalTarBytes: this.tarBytes, compressionLevel: level }),
     );
     // Failures of any stage destroy every stage with that error; `done` reads it from the last one.
-    const gzip = createGzip({ level: options.gzipLevel ?? 1, chunkSize: GZIP_CHUNK_BYTES });
-    const stream = pipeline(this.source(), tar, gzip, gz, () => undefined);
+    const deflate = new Deflater(level);
+    const stream = pipeline(this.source(), tar, deflate, gz, () => undefined);
+    const stopWatching =
+      compression === "auto"
+        ? watchLink(stream, { gzipBytes: () => gz.bytes, tarBytes: () => tar.bytes }, { ...AUTO_COMPRESSION, ...options.autoPolicy }, (next) => {
+            level = next;
+            deflate.setLevel(next);
+          })
+        : () => undefined;
     const done = new Promise<ContextSummary>((resolveDone, reject) => {
       let ended = false;
       stream.once("end", () => {
         ended = true;
         const summary = { sha256: `sha256:${tar.hash.digest("hex")}`, tarBytes: tar.bytes, files: this.files };
         this.cachedDigest ??= Promise.resolve(summary);
-        resolveDone({ ...summary, gzipBytes: gz.bytes });
+        resolveDone({ ...summary, gzipBytes: gz.bytes, compressionLevel: level });
       });
       stream.once("error", reject);
       stream.once("close", () => {
+        stopWatching();
         if (!ended) reject(new ContainerEngineError("the build context stream was closed before it ended"));
       });
     });
@@ -191,7 +290,7 @@ class PreparedContext implements BuildContext {
   }
 
   private async computeDigest(): Promise<ContextDigest> {
-    const tar = new TarMeter();
+    const tar = new TarMeter(false);
     const sink = new Writable({ write: (_chunk, _enc, cb) => cb() });
     await new Promise<void>((resolveDone, reject) =>
       pipeline(this.source(), tar, sink, (err) => (err ? reject(err) : resolveDone())),

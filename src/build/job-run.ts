@@ -117,7 +117,10 @@ export class JobRunner {
 
   /** Streams the context into the builder's stdin; resolves with the error instead of throwing it. */
   private upload(pod: string, context: BuildContext, progress: (p: BuildProgress) => void, signal: AbortSignal): Promise<unknown> {
-    const sent = context.open({ onProgress: (p: ContextProgress) => progress({ kind: "context", ...p }) });
+    const sent = context.open({
+      compression: this.deps.config.contextCompression,
+      onProgress: (p: ContextProgress) => progress({ kind: "context", ...p }),
+    });
     return attachStdin(this.deps.client, { pod, container: BUILDER_CONTAINER, source: sent.stream, signal }).then(
       () => null,
       (err: unknown) => {

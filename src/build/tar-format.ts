@@ -1,10 +1,10 @@
 /**
  * The deterministic tar writer behind the build context: ustar headers (PAX records only for long names,
  * long link targets and files ≥ 8 GiB), mtime 0, uid/gid 0, empty uname/gname, no archive padding beyond the
- * two end blocks. Pure encoding plus one async generator that reads file content in bounded chunks, so the
+ * two end blocks. Pure encoding plus one generator that reads file content into fixed-size blocks, so the
  * consumer's pace drives the reads (backpressure through `Readable.from`).
  */
-import { open, type FileHandle } from "node:fs/promises";
+import { closeSync, openSync, readSync } from "node:fs";
 import { InvalidInputError } from "../errors.js";
 
 /** One normalized entry of a build context. */
@@ -18,14 +18,18 @@ export interface ContextEntry {
   size: number;
   /** Symlink target, stored as is. */
   linkname?: string;
-  /** Where the content of a file is read from: a file on disk, at a byte offset. */
-  source?: { file: string; offset: number };
+  /** Where the content of a file is read from. */
+  source?: ContentSource;
 }
+
+/**
+ * Where a file's content is on disk: at a byte offset of a file (the spool of a tar input), or at the entry's
+ * own path under a directory (one object shared by a whole listing, so 50k entries do not hold 50k paths twice).
+ */
+export type ContentSource = { file: string; offset: number } | { dir: string };
 
 const BLOCK = 512;
 const MAX_OCTAL_11 = 0o77777777777;
-/** Bytes read from disk per chunk: bounded, so memory stays flat whatever the file size. */
-const READ_CHUNK = 256 * 1024;
 const ZERO = Buffer.alloc(2 * BLOCK);
 
 /** The typeflag of a tar header. */
@@ -89,7 +93,7 @@ export function encodeEntryHeader(entry: ContextEntry): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Exact size in bytes of the tar that {@link tarChunks} produces for these entries. */
+/** Exact size in bytes of the tar that {@link tarBlocks} produces for these entries. */
 export function tarSize(entries: readonly ContextEntry[]): number {
   let total = 2 * BLOCK;
   for (const e of entries) {
@@ -99,67 +103,119 @@ export function tarSize(entries: readonly ContextEntry[]): number {
   return total;
 }
 
-/** Keeps one file handle open while consecutive entries read from the same file (the tar spool). */
-class HandleCache {
+/** Keeps one descriptor open while consecutive entries read from the same file (the tar spool). */
+class DescriptorCache {
   private path: string | null = null;
-  private handle: FileHandle | null = null;
-  async get(path: string): Promise<FileHandle> {
-    if (this.handle && this.path === path) return this.handle;
-    await this.close();
-    this.handle = await open(path, "r");
+  private fd: number | null = null;
+  get(path: string, entryPath: string): number {
+    if (this.fd !== null && this.path === path) return this.fd;
+    this.close();
+    try {
+      this.fd = openSync(path, "r");
+    } catch (cause) {
+      throw new InvalidInputError(`cannot read ${JSON.stringify(entryPath)} of the build context: ${String(cause)}`, {
+        cause,
+      });
+    }
     this.path = path;
-    return this.handle;
+    return this.fd;
   }
-  async close(): Promise<void> {
-    const h = this.handle;
-    this.handle = null;
+  close(): void {
+    const fd = this.fd;
+    this.fd = null;
     this.path = null;
-    if (h) await h.close();
+    if (fd !== null) closeSync(fd);
   }
 }
 
-async function* fileContent(entry: ContextEntry, handles: HandleCache): AsyncGenerator<Buffer> {
-  const source = entry.source;
-  if (!source) throw new InvalidInputError(`context entry ${JSON.stringify(entry.path)} has no content source`);
-  let handle: FileHandle;
-  try {
-    handle = await handles.get(source.file);
-  } catch (cause) {
-    throw new InvalidInputError(`cannot read ${JSON.stringify(entry.path)} of the build context: ${String(cause)}`, {
-      cause,
-    });
+/** Fills fixed-size blocks; full ones wait in `ready` until taken. */
+class BlockFiller {
+  block: Buffer;
+  used = 0;
+  ready: Buffer[] = [];
+  constructor(private readonly size: number) {
+    this.block = Buffer.allocUnsafe(size);
   }
-  let done = 0;
-  while (done < entry.size) {
-    const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, entry.size - done));
-    const { bytesRead } = await handle.read(buf, 0, buf.length, source.offset + done);
-    if (bytesRead === 0) {
-      throw new InvalidInputError(
-        `${JSON.stringify(entry.path)} shrank while the build context was being read (${done} of ${entry.size} bytes)`,
-      );
+  /** Room left in the current block. */
+  get room(): number {
+    return this.size - this.used;
+  }
+  /** Marks `n` more bytes of the current block as written (by a read straight into it). */
+  advance(n: number): void {
+    this.used += n;
+    if (this.used === this.size) {
+      this.ready.push(this.block);
+      this.block = Buffer.allocUnsafe(this.size);
+      this.used = 0;
     }
-    done += bytesRead;
-    yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+  }
+  copy(bytes: Buffer): void {
+    for (let off = 0; off < bytes.length; ) {
+      const n = bytes.copy(this.block, this.used, off, off + Math.min(this.room, bytes.length - off));
+      off += n;
+      this.advance(n);
+    }
+  }
+  zeros(n: number): void {
+    for (let left = n; left > 0; ) {
+      const k = Math.min(this.room, left);
+      this.block.fill(0, this.used, this.used + k);
+      left -= k;
+      this.advance(k);
+    }
+  }
+  take(): Buffer[] {
+    const out = this.ready;
+    this.ready = [];
+    return out;
+  }
+  rest(): Buffer | null {
+    return this.used > 0 ? this.block.subarray(0, this.used) : null;
   }
 }
+
+/** Size of the blocks {@link tarBlocks} yields by default. */
+export const TAR_BLOCK_BYTES = 256 * 1024;
 
 /**
- * The tar archive of `entries`, in the given order, as chunks of at most 256 KiB. File content is read only
- * when the consumer asks for the next chunk, so memory does not grow with the context.
+ * The tar archive of `entries`, in the given order, as blocks of `blockBytes` (the last one shorter). File
+ * content is read with synchronous reads straight into the block: through the thread pool, each small file
+ * costs an open, a read and a close round trip, which made reading 50k files ten times slower than the reads
+ * themselves (bench P2). The generator is pulled by the consumer, so memory does not grow with the context,
+ * and each step reads at most one block, so the event loop is never held for long.
  */
-export async function* tarChunks(entries: readonly ContextEntry[]): AsyncGenerator<Buffer> {
-  const handles = new HandleCache();
+export function* tarBlocks(entries: readonly ContextEntry[], blockBytes = TAR_BLOCK_BYTES): Generator<Buffer> {
+  const out = new BlockFiller(blockBytes);
+  const descriptors = new DescriptorCache();
   try {
     for (const entry of entries) {
-      yield encodeEntryHeader(entry);
+      out.copy(encodeEntryHeader(entry));
+      yield* out.take();
       if (entry.type !== "file") continue;
-      yield* fileContent(entry, handles);
-      const pad = padding(entry.size);
-      if (pad) yield Buffer.from(pad);
+      const source = entry.source;
+      if (!source) throw new InvalidInputError(`context entry ${JSON.stringify(entry.path)} has no content source`);
+      const fd = descriptors.get("dir" in source ? `${source.dir}/${entry.path}` : source.file, entry.path);
+      const offset = "dir" in source ? 0 : source.offset;
+      for (let done = 0; done < entry.size; ) {
+        const n = readSync(fd, out.block, out.used, Math.min(out.room, entry.size - done), offset + done);
+        if (n === 0) {
+          throw new InvalidInputError(
+            `${JSON.stringify(entry.path)} shrank while the build context was being read (${done} of ${entry.size} bytes)`,
+          );
+        }
+        done += n;
+        out.advance(n);
+        yield* out.take();
+      }
+      out.zeros(padding(entry.size)?.length ?? 0);
+      yield* out.take();
     }
-    yield Buffer.from(ZERO);
+    out.zeros(ZERO.length);
+    yield* out.take();
+    const rest = out.rest();
+    if (rest) yield rest;
   } finally {
-    await handles.close();
+    descriptors.close();
   }
 }
 

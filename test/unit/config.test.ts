@@ -124,6 +124,10 @@ describe("resolveEngineConfig environment fallbacks", () => {
       (c) => c.registryCredentials,
       { registry: "o.io", username: "o", password: "q" },
     ],
+    ["context compression defaults to auto", {}, {}, (c) => c.contextCompression, "auto"],
+    ["KCE_CONTEXT_COMPRESSION level", {}, { KCE_CONTEXT_COMPRESSION: "6" }, (c) => c.contextCompression, 6],
+    ["KCE_CONTEXT_COMPRESSION none is level 0", {}, { KCE_CONTEXT_COMPRESSION: "none" }, (c) => c.contextCompression, 0],
+    ["contextCompression option over the environment", { contextCompression: 1 }, { KCE_CONTEXT_COMPRESSION: "9" }, (c) => c.contextCompression, 1],
     ["empty CONTAINER_ENGINE_REGISTRY_CREDENTIALS is unset", {}, { CONTAINER_ENGINE_REGISTRY_CREDENTIALS: "" }, (c) => c.registryCredentials, null],
   ])("%s", (_name, options, env, pick, expected) => {
     expect(pick(resolveEngineConfig(options, env))).toEqual(expected);
@@ -133,6 +137,8 @@ describe("resolveEngineConfig environment fallbacks", () => {
 describe("resolveEngineConfig validation", () => {
   it.each<[string, KubernetesEngineOptions, Record<string, string>, RegExp]>([
     ["builder option", { builder: "docker" as never }, {}, /^builder must be/],
+    ["contextCompression option", { contextCompression: 10 }, {}, /^contextCompression must be "auto", "none" or a gzip level 0–9, not 10/],
+    ["KCE_CONTEXT_COMPRESSION", {}, { KCE_CONTEXT_COMPRESSION: "fast" }, /^KCE_CONTEXT_COMPRESSION must be .* not "fast"/],
     ["KCE_BUILDER", {}, { KCE_BUILDER: "podman" }, /^builder must be .*"podman"/],
     ["buildkitMode option", { buildkitMode: "fast" as never }, {}, /^buildkitMode/],
     ["KCE_BUILDKIT_MODE", {}, { KCE_BUILDKIT_MODE: "x" }, /^buildkitMode/],

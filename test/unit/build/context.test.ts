@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,7 +8,9 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { extract, pack, type Header } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
-import { coalesce, computeContextDigest, createBuildContext, type BuildContext } from "../../../src/build/context.js";
+import { computeContextDigest, createBuildContext, type BuildContext } from "../../../src/build/context.js";
+import { listDirectory } from "../../../src/build/context-dir.js";
+import { tarBlocks, tarSize } from "../../../src/build/tar-format.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -316,28 +319,38 @@ describe("tar stream contexts", () => {
   });
 });
 
-describe("coalesce", () => {
-  async function* chunks(sizes: number[]): AsyncGenerator<Buffer> {
-    let n = 0;
-    for (const size of sizes) yield Buffer.alloc(size, n++ % 251);
-  }
-  async function sizesOf(source: AsyncIterable<Buffer>): Promise<{ sizes: number[]; bytes: Buffer }> {
-    const out: Buffer[] = [];
-    for await (const c of source) out.push(c);
-    return { sizes: out.map((c) => c.length), bytes: Buffer.concat(out) };
+describe("tarBlocks", () => {
+  async function entriesOf(tree: Record<string, string>) {
+    await files(dir, tree);
+    return (await listDirectory(dir, "Dockerfile")).entries;
   }
 
-  it("joins small chunks into blocks of at least the size, keeping every byte in order", async () => {
-    const input = [512, 100, 300, 1000, 5, 5, 2000, 7];
-    const expected = (await sizesOf(chunks(input))).bytes;
-    const { sizes, bytes } = await sizesOf(coalesce(chunks(input), 1024));
-    expect(bytes.equals(expected)).toBe(true);
-    expect(sizes.slice(0, -1).every((s) => s >= 1024)).toBe(true);
-    expect(sizes.reduce((a, b) => a + b, 0)).toBe(input.reduce((a, b) => a + b, 0));
+  it("yields full blocks of the given size (the last one shorter) whose bytes do not depend on the size", async () => {
+    const entries = await entriesOf({ Dockerfile: "FROM x\n", "a/b.txt": "b".repeat(1500), "c.bin": "c".repeat(70_000) });
+    const whole = Buffer.concat([...tarBlocks(entries, 1024 * 1024)]);
+    expect(whole.length).toBe(tarSize(entries));
+    for (const size of [512, 7 * 512, 1000, 65_536]) {
+      const blocks = [...tarBlocks(entries, size)];
+      expect(blocks.slice(0, -1).every((b) => b.length === size)).toBe(true);
+      expect(Buffer.concat(blocks).equals(whole)).toBe(true);
+    }
+    const m = await members(whole);
+    expect(m.map((e) => e.header.name)).toEqual(["Dockerfile", "a/", "a/b.txt", "c.bin"]);
+    expect(m.find((e) => e.header.name === "c.bin")?.body).toBe("c".repeat(70_000));
   });
 
-  it("passes a large chunk through as it is when nothing is pending, and yields nothing for no input", async () => {
-    expect((await sizesOf(coalesce(chunks([4096, 10]), 1024))).sizes).toEqual([4096, 10]);
-    expect((await sizesOf(coalesce(chunks([]), 1024))).sizes).toEqual([]);
+  it("throws InvalidInputError when a file shrank after listing, and closes what it opened", async () => {
+    const entries = await entriesOf({ Dockerfile: "FROM x\n", "big.txt": "x".repeat(10_000) });
+    await writeFile(join(dir, "big.txt"), "x".repeat(100));
+    const openFiles = readdirSync("/proc/self/fd").length;
+    expect(() => [...tarBlocks(entries, 4096)]).toThrow(InvalidInputError);
+    expect(readdirSync("/proc/self/fd").length).toBe(openFiles);
+    expect(() => [...tarBlocks(entries, 4096)]).toThrow(/big\.txt.*shrank.*100 of 10000 bytes/);
+  });
+
+  it("throws InvalidInputError naming a file that vanished after listing", async () => {
+    const entries = await entriesOf({ Dockerfile: "FROM x\n", "gone.txt": "x" });
+    await rm(join(dir, "gone.txt"));
+    expect(() => [...tarBlocks(entries)]).toThrow(/cannot read "gone\.txt"/);
   });
 });
