@@ -1,9 +1,6 @@
 // vitest globalSetup for the e2e project: fail fast, with the fix in the
 // message, when the local cluster is not up (see test/cluster/README.md).
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-
-const run = promisify(execFile);
+import { kubectl, kubectlPath } from "./support/kubectl.js";
 
 /** Variables `test/cluster/up` exports; e2e tests rely on these exact names. */
 export const REQUIRED_ENV = [
@@ -25,12 +22,11 @@ export default async function setup(): Promise<void> {
   if (missing.length > 0) {
     throw new Error(`e2e tests need a running cluster; missing environment: ${missing.join(", ")}.\n${HOW_TO}`);
   }
-  const kubectl = `${process.env.KCE_BIN_DIR}/kubectl`;
   try {
-    await run(kubectl, ["get", "--raw", "/readyz"], { timeout: 15_000 });
+    await kubectl(["get", "--raw", "/readyz"], { timeoutMs: 15_000 });
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
-    throw new Error(`the cluster's API server does not answer (${kubectl} get --raw /readyz):\n${detail}\n${HOW_TO}`);
+    throw new Error(`the cluster's API server does not answer (${kubectlPath()} get --raw /readyz):\n${detail}\n${HOW_TO}`);
   }
 }
 
@@ -40,14 +36,9 @@ export default async function setup(): Promise<void> {
  * takes a moment, so this waits up to a minute before failing the run.
  */
 export async function teardown(): Promise<void> {
-  const kubectl = `${process.env.KCE_BIN_DIR}/kubectl`;
   const list = async (): Promise<string> => {
-    const { stdout } = await run(
-      kubectl,
-      ["get", "pods,jobs,secrets,configmaps", "-A", "-l", "app.kubernetes.io/managed-by=kube-container-engine", "-o", "name"],
-      { timeout: 15_000 },
-    );
-    return stdout.trim();
+    const args = ["get", "pods,jobs,secrets,configmaps", "-A", "-l", "app.kubernetes.io/managed-by=kube-container-engine", "-o", "name"];
+    return (await kubectl(args, { timeoutMs: 15_000 })).trim();
   };
   let left = await list();
   for (let waited = 0; left !== "" && waited < 60_000; waited += 2_000) {

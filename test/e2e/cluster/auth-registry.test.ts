@@ -2,11 +2,11 @@
 // kubernetes.io/dockerconfigjson Secret it succeeds, and a pod pulls the image
 // with the same Secret as imagePullSecret.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HI_DOCKERFILE, kanikoPod } from "./kaniko-pod.js";
+import { env, uniqueName } from "../support/cluster-env.js";
 import {
-  apply, createNamespace, deleteNamespace, dockerfileConfigMap, env, kubectl, logs, runOncePod, uniqueName,
-  waitForPodDone,
-} from "./kubectl.js";
+  apply, createNamespace, deleteNamespace, dockerfileConfigMap, kubectl, logs, runOncePod, waitForPodDone,
+} from "../support/kubectl.js";
+import { HI_DOCKERFILE, kanikoPod } from "./kaniko-pod.js";
 
 describe("auth registry", () => {
   let ns: string | undefined;

@@ -1,9 +1,8 @@
 // A (privileged) BuildKit pod builds FROM the local base image with
 // buildctl-daemonless.sh, pushes to the open registry, and a pod runs the result.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  apply, createNamespace, deleteNamespace, dockerfileConfigMap, env, logs, runOncePod, uniqueName, waitForPodDone,
-} from "./kubectl.js";
+import { env, uniqueName } from "../support/cluster-env.js";
+import { apply, createNamespace, deleteNamespace, dockerfileConfigMap, logs, runOncePod, waitForPodDone } from "../support/kubectl.js";
 
 describe("BuildKit in the cluster", () => {
   let ns: string | undefined;

@@ -1,5 +1,5 @@
 // The Kaniko pod of the cluster's e2e tests (kaniko.test.ts, auth-registry.test.ts).
-import { env } from "./kubectl.js";
+import { env } from "../support/cluster-env.js";
 
 /** A Kaniko pod building the Dockerfile in ConfigMap `context` and pushing to `destination`. */
 export function kanikoPod(ns: string, name: string, destination: string, dockerConfigSecret?: string): object {

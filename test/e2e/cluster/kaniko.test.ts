@@ -1,10 +1,9 @@
 // A Kaniko pod builds FROM the local base image, pushes to the open registry,
 // and a pod runs the pushed image.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { env, uniqueName } from "../support/cluster-env.js";
+import { apply, createNamespace, deleteNamespace, dockerfileConfigMap, logs, runOncePod, waitForPodDone } from "../support/kubectl.js";
 import { HI_DOCKERFILE, kanikoPod } from "./kaniko-pod.js";
-import {
-  apply, createNamespace, deleteNamespace, dockerfileConfigMap, env, logs, runOncePod, uniqueName, waitForPodDone,
-} from "./kubectl.js";
 
 describe("Kaniko in the cluster", () => {
   let ns: string | undefined;

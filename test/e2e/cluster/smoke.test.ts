@@ -1,7 +1,8 @@
 // The cluster runs a pod from the local busybox image: its output is readable
 // as logs and its exit code (3) is reported.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apply, createNamespace, deleteNamespace, env, exitCode, logs, runOncePod, waitForPodDone } from "./kubectl.js";
+import { env } from "../support/cluster-env.js";
+import { apply, createNamespace, deleteNamespace, exitCode, logs, runOncePod, waitForPodDone } from "../support/kubectl.js";
 
 describe("cluster smoke", () => {
   let ns: string | undefined;

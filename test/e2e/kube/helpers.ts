@@ -1,18 +1,14 @@
 // Shared setup of the kube/ e2e tests: a KubeClient on the local cluster, a namespace per test file, and
 // test pods labelled as test objects (not as the engine's).
-import { randomBytes } from "node:crypto";
 import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { KubeClient } from "../../../src/kube/client.js";
 import { containerStarted } from "../../../src/kube/logs.js";
 import { podsCollection, ResourceWatch, waitFor } from "../../../src/kube/watch.js";
+import { baseImage, uniqueName } from "../support/cluster-env.js";
+
+export { baseImage };
 
 export const TEST_LABELS = { "app.kubernetes.io/managed-by": "kube-container-engine-test" };
-
-export function baseImage(): string {
-  const image = process.env.KCE_BASE_IMAGE;
-  if (!image) throw new Error('KCE_BASE_IMAGE is not set: source ~/.cache/kce/cluster.env');
-  return image;
-}
 
 export function loadKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
@@ -23,7 +19,7 @@ export function loadKubeConfig(): KubeConfig {
 /** Creates a fresh namespace and returns a client for it (waits for its default ServiceAccount). */
 export async function namespaceClient(prefix: string): Promise<KubeClient> {
   const kc = loadKubeConfig();
-  const ns = `${prefix}-${randomBytes(3).toString("hex")}`;
+  const ns = uniqueName(prefix);
   const admin = new KubeClient({ kubeConfig: kc, namespace: ns });
   await admin.call("create", "namespaces", (o) =>
     admin.core.createNamespace({ body: { metadata: { name: ns, labels: TEST_LABELS } } }, o),

@@ -2,15 +2,12 @@
 // kubectl's kustomize, apply the RBAC parts to a test namespace, mint a token and write a kubeconfig for it.
 // Setup and teardown use the admin kubeconfig ($KUBECONFIG); only what the tests hand the engine is the
 // ServiceAccount's.
-import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import yaml from "js-yaml";
-
-const run = promisify(execFile);
+import { kubectl } from "../support/kubectl.js";
 
 /** The repository's manifests/ directory. */
 export const MANIFESTS = resolve(import.meta.dirname, "../../../manifests");
@@ -29,19 +26,9 @@ export interface ManifestObject {
   [k: string]: unknown;
 }
 
-function kubectl(): string {
-  const dir = process.env.KCE_BIN_DIR;
-  return dir ? join(dir, "kubectl") : "kubectl";
-}
-
-/** Runs kubectl with the admin kubeconfig; resolves with stdout. */
-export async function adminKubectl(args: string[], input?: string): Promise<string> {
-  const child = run(kubectl(), args, { maxBuffer: 16 * 1024 * 1024, timeout: 60_000 });
-  if (input !== undefined) {
-    child.child.stdin?.end(input);
-  }
-  const { stdout } = await child;
-  return stdout;
+/** Runs kubectl with the admin kubeconfig; resolves with stdout. Bounded to a minute: setup must not hang the suite. */
+export function adminKubectl(args: string[], input?: string): Promise<string> {
+  return kubectl(args, { input, timeoutMs: 60_000 });
 }
 
 /** `kubectl kustomize manifests/<dir>` as objects. */

@@ -10,14 +10,9 @@ import { parseImageReference } from "../../../src/image.js";
 import { RegistryClient } from "../../../src/registry/client.js";
 import { RegistryError } from "../../../src/registry/errors.js";
 import { imageTag, inspectImage, listImages } from "../../../src/registry/inspect.js";
+import { env } from "../support/cluster-env.js";
 
 const run = promisify(execFile);
-
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run \`source ~/.cache/kce/cluster.env\` after test/cluster/up`);
-  return value;
-}
 
 describe("registry client on the local cluster", () => {
   let open: string;
