@@ -10,19 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildError, ImageLoadError, type KubernetesEngine, type KubernetesEngineOptions } from "../../../src/index.js";
 import { RegistryClient } from "../../../src/registry/client.js";
 import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, type EngineNamespace } from "../engine/helpers.js";
+import { env } from "../support/cluster-env.js";
+import { authRegistry, basicAuth, leaksIn, pushWith } from "../support/registry-auth.js";
 import { contextDir, recordJobs, recordPods, timed, type Recorder } from "./helpers.js";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: source ~/.cache/kce/cluster.env`);
-  return value;
-}
-
-const AUTH = env("KCE_AUTH_REGISTRY");
-const AUTH_PUSH = process.env.KCE_AUTH_REGISTRY_PUSH ?? AUTH;
-const USER = env("KCE_AUTH_USER");
-const PASSWORD = env("KCE_AUTH_PASSWORD");
+const registry = authRegistry();
+const { host: AUTH, pushHost: AUTH_PUSH, user: USER, password: PASSWORD } = registry;
 const WRONG = `wrong-${randomBytes(6).toString("hex")}`;
 const DOCKER_CONFIG = join(process.env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
 
@@ -54,9 +48,7 @@ function engine(options: KubernetesEngineOptions = {}): KubernetesEngine {
   return ns.engine({ insecureRegistries: [AUTH_PUSH], log: (m) => messages.push(m), ...options });
 }
 
-const withCredentials = (password = PASSWORD): KubernetesEngineOptions => ({
-  registryCredentials: { registry: AUTH_PUSH, username: USER, password },
-});
+const withCredentials = (password = PASSWORD): KubernetesEngineOptions => pushWith(registry, password);
 
 /** Collects a stream's lines into `output`, rethrowing its error. */
 async function drain(lines: AsyncIterable<string>): Promise<string[]> {
@@ -179,15 +171,12 @@ describe("credentials", () => {
       messages: messages.join("\n"),
     };
     expect(pods.names().length).toBeGreaterThan(0);
-    for (const secret of [PASSWORD, WRONG]) {
-      for (const encoded of [secret, Buffer.from(`${USER}:${secret}`).toString("base64")]) {
-        for (const [where, text] of Object.entries(haystacks)) expect(text.includes(encoded), `${where} contains a credential`).toBe(false);
-      }
-    }
+    const needles = [PASSWORD, WRONG].flatMap((secret) => [secret, basicAuth(USER, secret)]);
+    expect(leaksIn(haystacks, needles), "these contain a credential").toEqual([]);
     if (dockerConfigBefore === null) expect(existsSync(DOCKER_CONFIG)).toBe(false);
     else {
       expect(statSync(DOCKER_CONFIG).mtimeMs).toBe(dockerConfigBefore);
-      expect(readFileSync(DOCKER_CONFIG, "utf8")).not.toContain(Buffer.from(`${USER}:${PASSWORD}`).toString("base64"));
+      expect(readFileSync(DOCKER_CONFIG, "utf8")).not.toContain(basicAuth(USER, PASSWORD));
     }
   });
 });

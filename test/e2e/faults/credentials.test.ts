@@ -5,49 +5,31 @@
 // server (containerd once logged auth configs). The per-build Secret is the only place that holds it.
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildError, ImagePullError } from "../../../src/index.js";
 import { jobsCollection, podsCollection, ResourceWatch } from "../../../src/kube/watch.js";
+import { contextDir, Recorder } from "../build/helpers.js";
 import { collect, deleteNamespace, engineNamespace, expectNoLeftovers, baseImage, type EngineNamespace } from "../engine/helpers.js";
+import { authRegistry, basicAuth, leaksIn, pushWith } from "../support/registry-auth.js";
 import { failure, withinBound } from "./helpers.js";
 
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: source ~/.cache/kce/cluster.env`);
-  return value;
-}
-
-const AUTH = env("KCE_AUTH_REGISTRY");
-const AUTH_PUSH = process.env.KCE_AUTH_REGISTRY_PUSH ?? AUTH;
-const USER = env("KCE_AUTH_USER");
+const registry = authRegistry();
+const { host: AUTH, user: USER } = registry;
 const SENTINEL = `kce-sentinel-${randomBytes(12).toString("hex")}`;
 const LOGS = join(process.env.KCE_HOME ?? join(process.env.HOME ?? "/root", ".cache/kce"), "cluster/logs");
 const DAEMON_LOGS = ["kubelet.log", "containerd.log", "kube-apiserver.log", "kube-controller-manager.log"];
 
 let ns: EngineNamespace;
 let dir: string;
-const seen = { pods: [] as V1Pod[], jobs: [] as V1Job[] };
+let pods: Recorder<V1Pod>;
+let jobs: Recorder<V1Job>;
 const output: string[] = [];
 const messages: string[] = [];
 const logOffsets = new Map<string, number>();
-const stopWatching = new AbortController();
-let watching: Promise<unknown>;
-
-/** Records every version of every pod and Job in the namespace while the tests run. */
-async function record<T>(watch: ResourceWatch<T & { metadata?: object }>, into: T[]): Promise<void> {
-  try {
-    for await (const ev of watch.events(stopWatching.signal)) {
-      if (ev.type === "relisted") into.push(...ev.objects);
-      else into.push(ev.object);
-    }
-  } catch {
-    // cancelled at the end
-  }
-}
 
 /** What a daemon log gained since the test started (files are rotated above 64 MiB: then all of it). */
 function logSince(name: string): string {
@@ -69,15 +51,14 @@ beforeAll(async () => {
   for (const name of DAEMON_LOGS) logOffsets.set(name, existsSync(join(LOGS, name)) ? statSync(join(LOGS, name)).size : 0);
   ns = await engineNamespace("e2e-faults-creds");
   dir = mkdtempSync(join(tmpdir(), "kce-faults-creds-"));
-  watching = Promise.all([
-    record(new ResourceWatch<V1Pod>(ns.admin, podsCollection(ns.namespace)), seen.pods),
-    record(new ResourceWatch<V1Job>(ns.admin, jobsCollection(ns.namespace)), seen.jobs),
-  ]);
+  // Every version of every pod and Job in the namespace, ours by label or not: the leak check trusts no label.
+  pods = new Recorder(new ResourceWatch<V1Pod>(ns.admin, podsCollection(ns.namespace)));
+  jobs = new Recorder(new ResourceWatch<V1Job>(ns.admin, jobsCollection(ns.namespace)));
 });
 
 afterAll(async () => {
-  stopWatching.abort();
-  await watching;
+  await pods?.stop();
+  await jobs?.stop();
   rmSync(dir, { recursive: true, force: true });
   if (ns) await expectNoLeftovers(ns.admin);
   await deleteNamespace(ns?.admin);
@@ -86,14 +67,8 @@ afterAll(async () => {
 describe("row 15 — wrong credentials, and no credential leaks", () => {
   // row 15 | push with a wrong password (build to an htpasswd registry) | BuildError naming the registry and asking to check the username and password, within 90 s; nothing left
   it("a push with a wrong password is a BuildError asking to check the credentials", async () => {
-    const context = mkdtempSync(join(dir, "ctx-"));
-    writeFileSync(join(context, "Dockerfile"), `FROM ${baseImage()}\nRUN echo creds-${Date.now()}\n`);
-    const engine = ns.engine({
-      builder: "kaniko",
-      insecureRegistries: [AUTH_PUSH],
-      registryCredentials: { registry: AUTH_PUSH, username: USER, password: SENTINEL },
-      log: (m) => messages.push(m),
-    });
+    const context = contextDir(dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo creds-${Date.now()}\n` });
+    const engine = ns.engine({ builder: "kaniko", ...pushWith(registry, SENTINEL), log: (m) => messages.push(m) });
     const tag = `${AUTH}/kce-e2e/creds-${randomBytes(4).toString("hex")}:1`;
     const stream = engine.build({ tag, path: context, push: true });
     const { error, ms } = await failure(
@@ -113,7 +88,7 @@ describe("row 15 — wrong credentials, and no credential leaks", () => {
   // row 15 | pull with a wrong password (run with a dockerconfigjson pull Secret) | the container `exited` 125 with an ImagePullError carrying the registry's refusal, after the pull grace
   it("a pull with a wrong password is an ImagePullError", async () => {
     const { admin } = ns;
-    const auths = { [AUTH]: { auth: Buffer.from(`${USER}:${SENTINEL}`).toString("base64") } };
+    const auths = { [AUTH]: { auth: basicAuth(USER, SENTINEL) } };
     await admin.call("create", "secrets", (o) =>
       admin.core.createNamespacedSecret(
         {
@@ -148,22 +123,20 @@ describe("row 15 — wrong credentials, and no credential leaks", () => {
   it("the sentinel password is in no spec, event, output, message or daemon log", async () => {
     const events = await ns.admin.call("list", "events", (o) => ns.admin.core.listNamespacedEvent({ namespace: ns.namespace }, o));
     const haystacks: Record<string, string> = {
-      "pods (spec, env, args, annotations, status)": JSON.stringify(seen.pods),
-      jobs: JSON.stringify(seen.jobs),
+      "pods (spec, env, args, annotations, status)": pods.json(),
+      jobs: jobs.json(),
       events: JSON.stringify(events.items),
       "engine output": output.join(""),
       "engine log and error messages": messages.join("\n"),
     };
     for (const name of DAEMON_LOGS) haystacks[`${name} (this run)`] = logSince(name);
-    expect(seen.pods.length, "no pod was recorded: the leak check would prove nothing").toBeGreaterThan(0);
-    expect(seen.jobs.length).toBeGreaterThan(0);
+    expect(pods.names().length, "no pod was recorded: the leak check would prove nothing").toBeGreaterThan(0);
+    expect(jobs.names().length).toBeGreaterThan(0);
     expect(haystacks["events"]).toMatch(/Failed/); // the pull failure was reported, without the password
     // The daemons did log the refused pull: the part of their logs searched is the right one.
     expect(haystacks["kubelet.log (this run)"]).toContain("kce-e2e/private");
     expect(haystacks["containerd.log (this run)"]).toContain("kce-e2e/private");
-    const needles = [SENTINEL, Buffer.from(SENTINEL).toString("base64"), Buffer.from(`${USER}:${SENTINEL}`).toString("base64")];
-    const leaks: string[] = [];
-    for (const [where, text] of Object.entries(haystacks)) for (const needle of needles) if (text.includes(needle)) leaks.push(where);
-    expect(leaks, "the sentinel password leaked").toEqual([]);
+    const needles = [SENTINEL, Buffer.from(SENTINEL).toString("base64"), basicAuth(USER, SENTINEL)];
+    expect(leaksIn(haystacks, needles), "the sentinel password leaked").toEqual([]);
   });
 });
