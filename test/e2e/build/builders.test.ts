@@ -2,41 +2,21 @@
 // with the same result; an unchanged rebuild starts no pod; a one-line change to the last layer reuses the layer
 // cache; two identical builds started at once share one builder pod; BuildKit `auto` refuses a root image.
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BuildResult } from "../../../src/build/builder.js";
 import { InvalidInputError, type KubernetesEngine } from "../../../src/index.js";
-import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, type EngineNamespace } from "../engine/helpers.js";
-import { contextDir, recordJobs, recordPods, timed, type Recorder } from "./helpers.js";
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { baseImage, collect, leftovers, type EngineNamespace } from "../engine/helpers.js";
+import { builderOptions, contextDir, timed, useBuildScope } from "./helpers.js";
 
 const BUILDERS = ["kaniko", "buildkit"] as const;
 type BuilderName = (typeof BUILDERS)[number];
 
-let ns: EngineNamespace;
-let dir: string;
-let pods: Recorder<V1Pod>;
-let jobs: Recorder<V1Job>;
+const scope = useBuildScope("builders");
 const outputs = new Map<BuilderName, string>();
 const timings: Record<string, number> = {};
 
-beforeAll(async () => {
-  ns = await engineNamespace("e2e-builders");
-  dir = mkdtempSync(join(tmpdir(), "kce-builders-"));
-  pods = recordPods(ns.admin);
-  jobs = recordJobs(ns.admin);
-  await Promise.all([pods.ready, jobs.ready]);
-});
-
-afterAll(async () => {
-  await pods?.stop();
-  await jobs?.stop();
-  rmSync(dir, { recursive: true, force: true });
+afterAll(() => {
   console.log(`build timings (ms): ${JSON.stringify(timings)}`);
-  if (ns) await expectNoLeftovers(ns.admin);
-  await deleteNamespace(ns?.admin);
 });
 
 /** The multi-stage context; `version` is the last layer's one line. */
@@ -57,7 +37,7 @@ function multiStage(version: string): Record<string, string> {
 }
 
 function engineFor(builder: BuilderName, options: Parameters<EngineNamespace["engine"]>[0] = {}): KubernetesEngine {
-  return ns.engine({ builder, ...(builder === "buildkit" ? { buildkitMode: "privileged" } : {}), ...options });
+  return scope.ns.engine({ ...builderOptions(builder), ...options });
 }
 
 async function build(engine: KubernetesEngine, tag: string, path: string): Promise<{ lines: string[]; result: BuildResult; ms: number }> {
@@ -92,7 +72,7 @@ describe.each(BUILDERS)("%s", (builder) => {
 
   beforeAll(() => {
     engine = engineFor(builder);
-    path = contextDir(dir, multiStage("layer-v1"));
+    path = contextDir(scope.dir, multiStage("layer-v1"));
   });
 
   it("builds the multi-stage Dockerfile (cold) and the image runs", async () => {
@@ -109,20 +89,20 @@ describe.each(BUILDERS)("%s", (builder) => {
   });
 
   it("an unchanged rebuild (under another tag) starts no pod, reports the existing image and is fast", async () => {
-    const before = pods.names();
-    const { lines, result, ms } = await build(engineFor(builder), `${repository}:again`, contextDir(dir, multiStage("layer-v1")));
+    const before = scope.pods.names();
+    const { lines, result, ms } = await build(engineFor(builder), `${repository}:again`, contextDir(scope.dir, multiStage("layer-v1")));
     timings[`${builder} unchanged`] = ms;
     expect(result).toMatchObject({ source: "existing", pod: null, digest: firstDigest });
     expect(lines.join("")).toMatch(/^Using existing image for content hash [0-9a-f]{16}: .*\(no builder pod started\)\n$/);
     expect(ms).toBeLessThan(5_000);
-    expect(pods.names().filter((n) => !before.includes(n))).toEqual([]);
+    expect(scope.pods.names().filter((n) => !before.includes(n))).toEqual([]);
     // The new tag names the same image: no bytes moved, the manifest was tagged.
     const image = await engine.inspectImage(`${repository}:again`);
     expect(image?.tags).toEqual([`${repository}:again`]);
   });
 
   it("after a one-line change to the last layer the rebuild reuses the layer cache", async () => {
-    const { lines, result, ms } = await build(engine, `${repository}:v2`, contextDir(dir, multiStage("layer-v2")));
+    const { lines, result, ms } = await build(engine, `${repository}:v2`, contextDir(scope.dir, multiStage("layer-v2")));
     timings[`${builder} warm (last line changed)`] = ms;
     expect(result.source).toBe("built");
     expect(lines.join("")).toMatch(CACHE_HIT[builder]);
@@ -145,17 +125,17 @@ describe("both builders", () => {
   it("two identical builds started at once share one builder pod", async () => {
     const repository = `kce-e2e/shared-${randomBytes(4).toString("hex")}`;
     const files = multiStage("shared");
-    const podsBefore = pods.names();
-    const jobsBefore = jobs.names();
+    const podsBefore = scope.pods.names();
+    const jobsBefore = scope.jobs.names();
     // Two engines stand for two clients; different tags, same content.
     const [a, b] = await Promise.all([
-      build(engineFor("kaniko"), `${repository}:a`, contextDir(dir, files)),
-      build(engineFor("kaniko"), `${repository}:b`, contextDir(dir, files)),
+      build(engineFor("kaniko"), `${repository}:a`, contextDir(scope.dir, files)),
+      build(engineFor("kaniko"), `${repository}:b`, contextDir(scope.dir, files)),
     ]);
     expect([a.result.source, b.result.source].sort()).toEqual(["built", "joined"]);
     expect(a.result.digest).toBe(b.result.digest);
-    expect(jobs.names().filter((n) => !jobsBefore.includes(n))).toHaveLength(1);
-    expect(pods.names().filter((n) => !podsBefore.includes(n))).toHaveLength(1);
+    expect(scope.jobs.names().filter((n) => !jobsBefore.includes(n))).toHaveLength(1);
+    expect(scope.pods.names().filter((n) => !podsBefore.includes(n))).toHaveLength(1);
     const joined = a.result.source === "joined" ? a : b;
     expect(joined.lines[0]).toMatch(/^Joining the identical build already running in job kce-build-/);
     expect(joined.lines.join("")).toContain("Pushed");
@@ -168,7 +148,7 @@ describe("both builders", () => {
     const repository = `kce-e2e/takeover-${randomBytes(4).toString("hex")}`;
     const files = { Dockerfile: `FROM ${baseImage()}\nRUN echo started-sleeping && sleep 6\nRUN echo done > /done\n` };
     const controller = new AbortController();
-    const owner = engineFor("kaniko").build({ tag: `${repository}:owner`, path: contextDir(dir, files), signal: controller.signal });
+    const owner = engineFor("kaniko").build({ tag: `${repository}:owner`, path: contextDir(scope.dir, files), signal: controller.signal });
     const joinerLines: string[] = [];
     let joined!: () => void;
     const joinedSeen = new Promise<void>((resolve) => (joined = resolve));
@@ -176,7 +156,7 @@ describe("both builders", () => {
     const ownerOutcome = (async () => {
       for await (const line of owner) {
         if (!line.includes("started-sleeping") || joiner) continue;
-        const stream = engineFor("kaniko").build({ tag: `${repository}:joiner`, path: contextDir(dir, files) });
+        const stream = engineFor("kaniko").build({ tag: `${repository}:joiner`, path: contextDir(scope.dir, files) });
         joiner = (async () => {
           for await (const l of stream) {
             joinerLines.push(l);
@@ -201,10 +181,10 @@ describe("both builders", () => {
   it("BuildKit honours cacheFrom: a new repository without a cache of its own reuses an earlier image's layers", async () => {
     const engine = engineFor("buildkit", { layerCache: false, contentAddressed: false });
     const first = `kce-e2e/cache-from-a-${randomBytes(4).toString("hex")}:1`;
-    await build(engine, first, contextDir(dir, multiStage("from-a")));
+    await build(engine, first, contextDir(scope.dir, multiStage("from-a")));
     const stream = engine.build({
       tag: `kce-e2e/cache-from-b-${randomBytes(4).toString("hex")}:1`,
-      path: contextDir(dir, multiStage("from-b")),
+      path: contextDir(scope.dir, multiStage("from-b")),
       buildArgs: { GREETING: "hello-multi" },
       cacheFrom: [first],
     });
@@ -214,24 +194,24 @@ describe("both builders", () => {
   });
 
   it("BuildKit auto mode with a root image fails before creating anything, naming both ways out", async () => {
-    const before = await leftovers(ns.admin);
+    const before = await leftovers(scope.ns.admin);
     const messages: string[] = [];
-    const engine = ns.engine({ builder: "buildkit", buildkitMode: "auto", log: (m) => messages.push(m) });
-    const error = await collect(engine.build({ tag: `kce-e2e/auto:${randomBytes(3).toString("hex")}`, path: contextDir(dir, multiStage("auto")) })).then(
+    const engine = scope.ns.engine({ builder: "buildkit", buildkitMode: "auto", log: (m) => messages.push(m) });
+    const error = await collect(engine.build({ tag: `kce-e2e/auto:${randomBytes(3).toString("hex")}`, path: contextDir(scope.dir, multiStage("auto")) })).then(
       () => null,
       (err: unknown) => err,
     );
     expect(error).toBeInstanceOf(InvalidInputError);
     expect(String(error)).toMatch(/rootless BuildKit image/);
     expect(String(error)).toMatch(/buildkitMode "privileged"/);
-    expect((await leftovers(ns.admin)).filter((n) => !before.includes(n))).toEqual([]);
+    expect((await leftovers(scope.ns.admin)).filter((n) => !before.includes(n))).toEqual([]);
   });
 
   it("an explicit privileged BuildKit announces itself with a warning", async () => {
     const messages: string[] = [];
-    const engine = ns.engine({ builder: "buildkit", buildkitMode: "privileged", log: (m) => messages.push(m) });
+    const engine = scope.ns.engine({ builder: "buildkit", buildkitMode: "privileged", log: (m) => messages.push(m) });
     const repository = `kce-e2e/announce-${randomBytes(3).toString("hex")}`;
-    await collect(engine.build({ tag: `${repository}:1`, path: contextDir(dir, { Dockerfile: `FROM ${baseImage()}\nRUN true\n` }) }));
+    await collect(engine.build({ tag: `${repository}:1`, path: contextDir(scope.dir, { Dockerfile: `FROM ${baseImage()}\nRUN true\n` }) }));
     expect(messages).toContain("BuildKit mode privileged (explicit buildkitMode)");
     expect(messages.some((m) => /^warning: BuildKit runs privileged/.test(m))).toBe(true);
   });

@@ -1,11 +1,56 @@
-// Shared parts of the build e2e tests: context directories, a recorder of every pod and Job the engine creates
-// (counted by a watch, kept in full for the credential-leak checks), and timing.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+// Shared parts of the build e2e tests: the per-file setup (namespace, scratch directory, recorders), engine
+// options per builder, context directories, a recorder of every pod and Job the engine creates (counted by a
+// watch, kept in full for the credential-leak checks), and timing.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { afterAll, beforeAll } from "vitest";
+import type { KubernetesEngineOptions } from "../../../src/index.js";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { jobsCollection, podsCollection, ResourceWatch, type KubeObject } from "../../../src/kube/watch.js";
 import { engineSelector } from "../../../src/pods/labels.js";
+import { deleteNamespace, engineNamespace, expectNoLeftovers, type EngineNamespace } from "../engine/helpers.js";
+
+/** What a build test file works in; the beforeAll that {@link useBuildScope} registers fills it in. */
+export class BuildScope {
+  /** The file's namespace and engines in it. */
+  ns!: EngineNamespace;
+  /** A scratch directory for build contexts. */
+  dir!: string;
+  /** Every pod and Job of ours in the namespace, from before the first test on. */
+  pods!: Recorder<V1Pod>;
+  jobs!: Recorder<V1Job>;
+}
+
+/**
+ * Registers the hooks every build test file needs. beforeAll: a namespace `e2e-<name>-…`, a directory
+ * `kce-<name>-…`, and recorders that have listed the namespace before any test runs (so nothing is missed).
+ * afterAll: stops recording, removes the directory, fails if the engine left anything, deletes the namespace.
+ */
+export function useBuildScope(name: string): BuildScope {
+  const scope = new BuildScope();
+  beforeAll(async () => {
+    scope.ns = await engineNamespace(`e2e-${name}`);
+    scope.dir = mkdtempSync(join(tmpdir(), `kce-${name}-`));
+    scope.pods = recordPods(scope.ns.admin);
+    scope.jobs = recordJobs(scope.ns.admin);
+    await Promise.all([scope.pods.ready, scope.jobs.ready]);
+  });
+  afterAll(async () => {
+    await scope.pods?.stop();
+    await scope.jobs?.stop();
+    rmSync(scope.dir, { recursive: true, force: true });
+    if (scope.ns) await expectNoLeftovers(scope.ns.admin);
+    await deleteNamespace(scope.ns?.admin);
+  });
+  return scope;
+}
+
+/** Engine options for `builder`. BuildKit is privileged explicitly: the cluster's BuildKit image runs as root, which "auto" refuses. */
+export function builderOptions(builder: "kaniko" | "buildkit"): KubernetesEngineOptions {
+  return builder === "buildkit" ? { builder, buildkitMode: "privileged" } : { builder };
+}
 
 /** Writes `files` into a fresh directory under `parent`. */
 export function contextDir(parent: string, files: Record<string, string>): string {

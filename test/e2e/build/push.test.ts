@@ -3,49 +3,29 @@
 // saying what to do. The password appears in no pod spec, env, args, annotation, Job, event, engine output or
 // log message, nor in the user's docker config; the per-push Secret goes with the Job.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { BuildError, ImageLoadError, type KubernetesEngine, type KubernetesEngineOptions } from "../../../src/index.js";
 import { RegistryClient } from "../../../src/registry/client.js";
-import { baseImage, collect, deleteNamespace, engineNamespace, expectNoLeftovers, type EngineNamespace } from "../engine/helpers.js";
+import { baseImage } from "../engine/helpers.js";
 import { env } from "../support/cluster-env.js";
 import { authRegistry, basicAuth, leaksIn, pushWith } from "../support/registry-auth.js";
-import { contextDir, recordJobs, recordPods, timed, type Recorder } from "./helpers.js";
-import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { builderOptions, contextDir, timed, useBuildScope } from "./helpers.js";
 
 const registry = authRegistry();
 const { host: AUTH, pushHost: AUTH_PUSH, user: USER, password: PASSWORD } = registry;
 const WRONG = `wrong-${randomBytes(6).toString("hex")}`;
 const DOCKER_CONFIG = join(process.env.DOCKER_CONFIG ?? join(homedir(), ".docker"), "config.json");
 
-let ns: EngineNamespace;
-let dir: string;
-let pods: Recorder<V1Pod>;
-let jobs: Recorder<V1Job>;
+const scope = useBuildScope("push");
 const output: string[] = [];
 const messages: string[] = [];
 const dockerConfigBefore = existsSync(DOCKER_CONFIG) ? statSync(DOCKER_CONFIG).mtimeMs : null;
 
-beforeAll(async () => {
-  ns = await engineNamespace("e2e-push");
-  dir = mkdtempSync(join(tmpdir(), "kce-push-"));
-  pods = recordPods(ns.admin);
-  jobs = recordJobs(ns.admin);
-  await Promise.all([pods.ready, jobs.ready]);
-});
-
-afterAll(async () => {
-  await pods?.stop();
-  await jobs?.stop();
-  rmSync(dir, { recursive: true, force: true });
-  if (ns) await expectNoLeftovers(ns.admin);
-  await deleteNamespace(ns?.admin);
-});
-
 function engine(options: KubernetesEngineOptions = {}): KubernetesEngine {
-  return ns.engine({ insecureRegistries: [AUTH_PUSH], log: (m) => messages.push(m), ...options });
+  return scope.ns.engine({ insecureRegistries: [AUTH_PUSH], log: (m) => messages.push(m), ...options });
 }
 
 const withCredentials = (password = PASSWORD): KubernetesEngineOptions => pushWith(registry, password);
@@ -67,22 +47,22 @@ function authClient(): RegistryClient {
 
 async function buildLocal(builder: "kaniko" | "buildkit"): Promise<string> {
   const repository = `kce-e2e/pushme-${builder}-${randomBytes(4).toString("hex")}`;
-  const path = contextDir(dir, {
+  const path = contextDir(scope.dir, {
     Dockerfile: `FROM ${baseImage()}\nLABEL org.example.pushed=yes\nENV PUSHED=1\nRUN echo pushed-${builder} > /pushed\nCMD ["cat", "/pushed"]\n`,
   });
-  await drain(engine({ builder, ...(builder === "buildkit" ? { buildkitMode: "privileged" } : {}) }).build({ tag: `${repository}:1`, path }));
+  await drain(engine(builderOptions(builder)).build({ tag: `${repository}:1`, path }));
   return repository;
 }
 
 describe.each(["kaniko", "buildkit"] as const)("push with %s", (builder) => {
   it("copies an image to the auth registry with credentials, through a builder Job", async () => {
     const repository = await buildLocal(builder);
-    const jobsBefore = jobs.names();
-    const e = engine({ builder, ...(builder === "buildkit" ? { buildkitMode: "privileged" } : {}), ...withCredentials() });
+    const jobsBefore = scope.jobs.names();
+    const e = engine({ ...builderOptions(builder), ...withCredentials() });
     const { value: lines, ms } = await timed(() => drain(e.push(`${AUTH}/${repository}:1`)));
     console.log(`push with ${builder}: ${ms} ms`);
     expect(lines.at(-1)).toMatch(new RegExp(`^Pushed ${AUTH}/${repository}:1@sha256:[0-9a-f]{64}\\n$`));
-    expect(jobs.names().filter((n) => !jobsBefore.includes(n)).every((n) => n.startsWith("kce-push-"))).toBe(true);
+    expect(scope.jobs.names().filter((n) => !jobsBefore.includes(n)).every((n) => n.startsWith("kce-push-"))).toBe(true);
 
     const client = authClient();
     const copy = await client.getManifest(`${AUTH}/${repository}:1`);
@@ -129,10 +109,10 @@ describe("push failures", () => {
   });
 
   it("of an image the engine never built is an ImageLoadError before any pod", async () => {
-    const before = pods.names();
+    const before = scope.pods.names();
     await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(ImageLoadError);
     await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(/build it first/);
-    expect(pods.names().filter((n) => !before.includes(n))).toEqual([]);
+    expect(scope.pods.names().filter((n) => !before.includes(n))).toEqual([]);
   });
 
   it("to the engine's own registry has nothing to do", async () => {
@@ -142,7 +122,7 @@ describe("push failures", () => {
 });
 
 describe("build({push}) to the auth registry", () => {
-  const path = (): string => contextDir(dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo direct > /direct\n` });
+  const path = (): string => contextDir(scope.dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo direct > /direct\n` });
   it("pushes directly with credentials", async () => {
     const tag = `${AUTH}/kce-e2e/direct-${randomBytes(4).toString("hex")}:1`;
     const stream = engine({ builder: "kaniko", ...withCredentials() }).build({ tag, path: path(), push: true });
@@ -162,15 +142,16 @@ describe("build({push}) to the auth registry", () => {
 
 describe("credentials", () => {
   it("appear in no pod spec, Job, event, engine output or log message, nor in the user's docker config", async () => {
-    const events = await ns.admin.call("list", "events", (o) => ns.admin.core.listNamespacedEvent({ namespace: ns.namespace }, o));
+    const { admin, namespace } = scope.ns;
+    const events = await admin.call("list", "events", (o) => admin.core.listNamespacedEvent({ namespace }, o));
     const haystacks: Record<string, string> = {
-      pods: pods.json(),
-      jobs: jobs.json(),
+      pods: scope.pods.json(),
+      jobs: scope.jobs.json(),
       events: JSON.stringify(events.items),
       output: output.join(""),
       messages: messages.join("\n"),
     };
-    expect(pods.names().length).toBeGreaterThan(0);
+    expect(scope.pods.names().length).toBeGreaterThan(0);
     const needles = [PASSWORD, WRONG].flatMap((secret) => [secret, basicAuth(USER, secret)]);
     expect(leaksIn(haystacks, needles), "these contain a credential").toEqual([]);
     if (dockerConfigBefore === null) expect(existsSync(DOCKER_CONFIG)).toBe(false);
