@@ -1,7 +1,7 @@
 /**
  * P2 context upload into a waiting busybox pod:
  *  - `tar cz -C <dir> . | kubectl exec -i <pod> -- …` (the recipe; gzip level 6);
- *  - the engine: its context packer (deterministic tar, gzip level 1, backpressure) into `execInPod`, in a
+ *  - the engine: its context packer (deterministic tar, compression "auto", backpressure) into `execInPod`, in a
  *    child process (upload-child.ts) whose peak RSS (VmHWM) is its own;
  * each into two pod-side commands: `tar xz` + count the files (what a builder does), and `wc -c` (no
  * unpacking: what the client and the API server → kubelet path alone allow).
@@ -29,6 +29,7 @@ interface ChildReport {
   bytesSent: number;
   tarBytes: number;
   gzipBytes: number;
+  compressionLevel: number;
   files: number;
   listMs: number;
   transferMs: number;
@@ -42,9 +43,10 @@ async function clean(b: Bench): Promise<void> {
 }
 
 /** The engine's upload in a child process: wall seconds and what it reported. */
-async function engineUpload(b: Bench, tree: Tree, sink: Sink = "unpack"): Promise<{ seconds: number; report: ChildReport }> {
+async function engineUpload(b: Bench, tree: Tree, sink: Sink = "unpack", compression = "auto"): Promise<{ seconds: number; report: ChildReport }> {
   const command = sink === "unpack" ? UNPACK : COUNT;
-  const r = await run("node", [join(BUILD, "bench", "upload-child.js"), b.namespace, POD, tree.dir, JSON.stringify(["sh", "-c", command])]);
+  const env = { ...process.env, KCE_CONTEXT_COMPRESSION: compression };
+  const r = await run("node", [join(BUILD, "bench", "upload-child.js"), b.namespace, POD, tree.dir, JSON.stringify(["sh", "-c", command])], { env });
   if (r.code !== 0) throw new Error(`upload-child exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const report = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as ChildReport;
   if (report.exitCode !== 0) throw new Error(`the pod's tar exited ${report.exitCode}: ${report.stderr}`);
@@ -75,7 +77,7 @@ export async function benchUpload(b: Bench): Promise<Row[]> {
   const reps = b.options.quick ? 1 : Math.min(b.options.reps, 2);
   // GNU tar + gzip are deterministic for an unchanged tree: the size `wc -c` in the pod must print.
   const gnuGzipBytes = Number((await bash(`tar cz -C ${q(speedTree.dir)} . | wc -c`)).stdout.trim());
-  const times = { kubectlUnpack: [] as number[], engineUnpack: [] as number[], kubectlCount: [] as number[], engineCount: [] as number[] };
+  const times = { kubectlUnpack: [] as number[], engineUnpack: [] as number[], kubectlCount: [] as number[], engineCount: [] as number[], engineCountGzip1: [] as number[] };
   const reports: ChildReport[] = [];
   for (let rep = 0; rep < reps; rep++) {
     times.kubectlUnpack.push(await kubectlUpload(b, speedTree, "unpack", speedTree.files + 2));
@@ -88,9 +90,13 @@ export async function benchUpload(b: Bench): Promise<Row[]> {
     const c = await engineUpload(b, speedTree, "count");
     times.engineCount.push(c.seconds);
     reports.push(c.report);
+    // The same with compression forced on: what gzip costs the engine where "auto" chose not to compress.
+    const g = await engineUpload(b, speedTree, "count", "1");
+    times.engineCountGzip1.push(g.seconds);
     b.log(
       `P2 rep ${rep + 1}: unpack: kubectl ${times.kubectlUnpack[rep]?.toFixed(2)} s, engine ${e.seconds.toFixed(2)} s (list ${(e.report.listMs / 1000).toFixed(2)} s, ` +
-        `peak RSS ${e.report.hwmMiB?.toFixed(0)} MiB); count: kubectl ${times.kubectlCount[rep]?.toFixed(2)} s, engine ${c.seconds.toFixed(2)} s`,
+        `peak RSS ${e.report.hwmMiB?.toFixed(0)} MiB, gzip level ${e.report.compressionLevel}); count: kubectl ${times.kubectlCount[rep]?.toFixed(2)} s, ` +
+        `engine ${c.seconds.toFixed(2)} s (gzip level ${c.report.compressionLevel}), engine with gzip 1 ${g.seconds.toFixed(2)} s`,
     );
   }
   const mibps = (secs: number[]): number[] => secs.map((s) => speedTree.bytes / MiB / s);
@@ -104,6 +110,7 @@ export async function benchUpload(b: Bench): Promise<Row[]> {
     compare(row("→ tar xz: engine packer + execInPod", times.engineUnpack), kubectlUnpack, goal),
     kubectlCount,
     compare(row("→ wc -c: engine packer + execInPod", times.engineCount), kubectlCount, goal),
+    compare(row("→ wc -c: engine, compression forced to gzip 1", times.engineCountGzip1), kubectlCount),
   ];
   const last = reports[reports.length - 1];
   b.facts.p2 = {

@@ -12,6 +12,8 @@ import type { Bench } from "./context.js";
 import { kubectl, run, stats, suffix } from "./lib.js";
 import { compare, type Row } from "./report.js";
 
+type Variant = "kubectl" | "engine" | "cli";
+
 async function lifecycle(engine: KubernetesEngine, b: Bench, seconds: number, counter: ApiCounter): Promise<{ requests: ApiRequest[]; wallSeconds: number }> {
   const mark = counter.requests.length;
   const started = performance.now();
@@ -23,37 +25,49 @@ async function lifecycle(engine: KubernetesEngine, b: Bench, seconds: number, co
   return { requests: counter.since(mark), wallSeconds: (performance.now() - started) / 1000 };
 }
 
+/**
+ * The kubelet reports a started container at its next relist (generic PLEG: every 1 s), so the time to
+ * `running` depends on when in that 1 s cycle a pod is created. Each variant therefore starts right after the
+ * previous pod was seen ready (the same phase for all), the order rotates each repetition, and the pods are
+ * deleted only at the end (a deletion in between would shift the phase of whatever comes next).
+ */
 export async function benchRun(b: Bench): Promise<Row[]> {
   const engine = new KubernetesEngine({ namespace: b.namespace, log: () => undefined });
-  const times = { kubectl: [] as number[], engine: [] as number[], cli: [] as number[] };
-  const cleanup: string[] = [];
-  for (let rep = -1; rep < b.options.reps; rep++) {
-    // kubectl run + wait
-    const name = `p4-kubectl-${suffix()}`;
-    let t0 = performance.now();
-    await kubectl(["run", name, "-n", b.namespace, `--image=${b.baseImage}`, "--restart=Never", "--", "sleep", "3600"]);
-    await kubectl(["wait", "-n", b.namespace, "--for=condition=Ready", `pod/${name}`, "--timeout=120s"]);
-    const kubectlSeconds = (performance.now() - t0) / 1000;
-    cleanup.push(name);
-    // engine.run in this process
-    t0 = performance.now();
-    const container = await engine.run(b.baseImage, { command: ["sleep", "3600"] });
-    const engineSeconds = (performance.now() - t0) / 1000;
-    if (container.status !== "running") throw new Error(`engine.run returned status ${container.status}`);
-    cleanup.push(container.id);
-    // kce run -d
-    t0 = performance.now();
-    const r = await run("node", [b.cli, "run", "-d", "-q", "-n", b.namespace, b.baseImage, "--", "sleep", "3600"]);
-    const cliSeconds = (performance.now() - t0) / 1000;
-    if (r.code !== 0) throw new Error(`kce run -d exited ${r.code}: ${r.stderr.slice(-1000)}`);
-    cleanup.push(...r.stdout.trim().split("\n").slice(-1));
-    if (rep >= 0) {
-      times.kubectl.push(kubectlSeconds);
-      times.engine.push(engineSeconds);
-      times.cli.push(cliSeconds);
+  const times: Record<Variant, number[]> = { kubectl: [], engine: [], cli: [] };
+  const pods: string[] = [];
+  const variants: Record<Variant, () => Promise<string>> = {
+    kubectl: async () => {
+      const name = `p4-kubectl-${suffix()}`;
+      await kubectl(["run", name, "-n", b.namespace, `--image=${b.baseImage}`, "--restart=Never", "--", "sleep", "3600"]);
+      await kubectl(["wait", "-n", b.namespace, "--for=condition=Ready", `pod/${name}`, "--timeout=120s"]);
+      return name;
+    },
+    engine: async () => {
+      const container = await engine.run(b.baseImage, { command: ["sleep", "3600"] });
+      if (container.status !== "running") throw new Error(`engine.run returned status ${container.status}`);
+      return container.id;
+    },
+    cli: async () => {
+      const r = await run("node", [b.cli, "run", "-d", "-q", "-n", b.namespace, b.baseImage, "--", "sleep", "3600"]);
+      if (r.code !== 0) throw new Error(`kce run -d exited ${r.code}: ${r.stderr.slice(-1000)}`);
+      return r.stdout.trim().split("\n").slice(-1)[0] ?? "";
+    },
+  };
+  const order: Variant[] = ["kubectl", "engine", "cli"];
+  try {
+    for (let rep = -1; rep < b.options.reps; rep++) {
+      const seconds: Partial<Record<Variant, number>> = {};
+      for (let i = 0; i < order.length; i++) {
+        const variant = order[(i + Math.max(rep, 0)) % order.length] as Variant;
+        const t0 = performance.now();
+        pods.push(await variants[variant]());
+        seconds[variant] = (performance.now() - t0) / 1000;
+        if (rep >= 0) times[variant].push(seconds[variant]);
+      }
+      b.log(`P4 ${rep < 0 ? "warm-up" : `rep ${rep + 1}`}: kubectl ${seconds.kubectl?.toFixed(2)} s, engine ${seconds.engine?.toFixed(2)} s, kce run -d ${seconds.cli?.toFixed(2)} s`);
     }
-    b.log(`P4 ${rep < 0 ? "warm-up" : `rep ${rep + 1}`}: kubectl ${kubectlSeconds.toFixed(2)} s, engine ${engineSeconds.toFixed(2)} s, kce run -d ${cliSeconds.toFixed(2)} s`);
-    await kubectl(["delete", "pod", "-n", b.namespace, "--grace-period=1", "--wait=false", ...cleanup.splice(0)]).catch(() => undefined);
+  } finally {
+    await kubectl(["delete", "pod", "-n", b.namespace, "--grace-period=1", "--wait=false", ...pods]).catch(() => undefined);
   }
 
   const server = new URL(engine.kubeConfig.getCurrentCluster()?.server ?? "https://127.0.0.1:6443");

@@ -1,6 +1,6 @@
 /**
  * P2's engine side, in its own process so its memory is the engine's alone: packs a context directory with the
- * engine's context packer (deterministic tar, gzip level 1, backpressure) and streams it into a command's stdin
+ * engine's context packer (deterministic tar, compression from $KCE_CONTEXT_COMPRESSION, default auto) and streams it into a command's stdin
  * in a waiting pod with the engine's `execInPod`. Prints one JSON line: sizes, times and memory.
  *
  *   node upload-child.js <namespace> <pod> <dir> <command as JSON array>
