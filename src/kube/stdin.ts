@@ -6,6 +6,7 @@
  */
 import type { Readable } from "node:stream";
 import { closeFrame, encodeFrame, parseExecStatus, PROTOCOL_V4, PROTOCOL_V5, STATUS, STDERR, STDIN, STDOUT, supportsHalfClose, type ExecStatus, type Frame } from "./channel.js";
+import { KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "./client.js";
 import { ChannelSession, type KeepAliveOptions } from "./session.js";
 
@@ -56,7 +57,7 @@ export interface ExecOptions extends StdinTarget {
 
 /** What a command did. */
 export interface ExecResult extends StdinResult {
-  /** 0, the non-zero exit code, or null when unknown (v4 with stdin, or the command did not run). */
+  /** 0, the non-zero exit code, or null when unknown (v4 with stdin: closing stdin closed the session). */
   exitCode: number | null;
   status: ExecStatus | null;
   stdout: Buffer;
@@ -173,7 +174,8 @@ export async function attachStdin(client: KubeClient, options: AttachOptions): P
 /**
  * Runs a command in a container (no TTY), optionally feeding `source` to its stdin, and collects its
  * output and exit status (channel 3).
- * @throws KubernetesApiError (refused, unreachable, dead keepalive); CancelledError.
+ * @throws KubernetesApiError (refused, unreachable, dead keepalive, a v5 session that ended without a status);
+ *   CancelledError.
  */
 export async function execInPod(client: KubeClient, options: ExecOptions): Promise<ExecResult> {
   const stdout = new TailBuffer(options.maxOutputBytes ?? 1024 * 1024);
@@ -210,5 +212,13 @@ export async function execInPod(client: KubeClient, options: ExecOptions): Promi
     }
   }
   const st = status as ExecStatus | null;
+  // v5 always ends with a status; a session closed without one (seen after a kubelet restart) tells nothing.
+  if (st === null && supportsHalfClose(session.protocol)) {
+    throw new KubernetesApiError(`exec in pod "${options.pod}" ended without an exit status (the session was lost)`, {
+      verb: "create",
+      resource: "pods/exec",
+      statusCode: null,
+    });
+  }
   return { bytesSent, protocol: session.protocol, exitCode: st?.exitCode ?? null, status: st, stdout: stdout.value(), stderr: stderr.value() };
 }

@@ -99,6 +99,14 @@ describe("execInPod / attachStdin over a fake channel endpoint", () => {
     expect(fake.urls[0]!.pathname).toBe("/api/v1/namespaces/ns/pods/p/exec");
   });
 
+  it("a v5 session that ends without an exit status is a KubernetesApiError, not exit code null", async () => {
+    fake = await startFake(["v5.channel.k8s.io"], (ws) => setTimeout(() => ws.close(1000), 20));
+    await expect(execInPod(fake.client, { pod: "p", container: "c", command: ["true"] })).rejects.toThrow(
+      /exec in pod "p" ended without an exit status/,
+    );
+    await expect(execInPod(fake.client, { pod: "p", container: "c", command: ["true"] })).rejects.toBeInstanceOf(KubernetesApiError);
+  });
+
   it("falls back to v4, where closing stdin closes the session", async () => {
     let received = 0;
     fake = await startFake(["v4.channel.k8s.io"], (ws) => ws.on("message", (d: Buffer) => (received += d.length - 1)));
