@@ -2,6 +2,7 @@
  * Command-line parsing for `kce`: pure, so every accepted and rejected shape is unit-tested.
  * Follows kubectl's conventions for the cluster flags (--namespace/-n, --context, --kubeconfig).
  */
+import { parseContextCompression, type ContextCompression } from "../build/context-compression.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { BuildkitMode } from "../config.js";
 
@@ -35,6 +36,8 @@ export interface EngineFlags {
   buildkitMode?: BuildkitMode;
   /** `--insecure-registry` (repeatable): replaces $KCE_INSECURE_REGISTRIES and the config file's list. */
   insecureRegistries?: string[];
+  /** `--compress` (build only). */
+  contextCompression?: ContextCompression;
 }
 
 export interface ParsedCommand {
@@ -74,6 +77,8 @@ const ENGINE_USAGE =
   "                         when the builder image is a rootless one, else an error; privileged only when asked)\n" +
   "  --insecure-registry HOST[:PORT]   a registry the builder reaches over plain HTTP / unverified TLS (repeatable;\n" +
   "                         default: $KCE_INSECURE_REGISTRIES, comma-separated)";
+/** Flags that become {@link EngineFlags} rather than command flags. */
+const ENGINE_FLAG_NAMES = new Set([...Object.keys(ENGINE_OPTIONS), "compress"]);
 const BUILDKIT_MODES: readonly BuildkitMode[] = ["auto", "rootless", "privileged"];
 
 /** Each command's own options and how many positionals it takes. */
@@ -89,15 +94,18 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
       push: { type: "boolean", default: false },
       "no-load": { type: "boolean", default: false },
       memory: { type: "string" },
+      compress: { type: "string" },
       ...ENGINE_OPTIONS,
     },
     positionals: [1, 1],
     usage:
       "kce build <dir|-> -t <tag> [-f Dockerfile] [--build-arg K=V]… [--label k=v]… [--cache-from ref]…\n" +
       "          [--platform os/arch] [--builder kaniko|buildkit] [--buildkit-mode MODE] [--insecure-registry HOST]…\n" +
-      "          [--push] [--json]\n" +
+      "          [--compress auto|none|0-9] [--push] [--json]\n" +
       "  Builds <dir> (or a tar on stdin with '-') in a builder pod; the image lands in the registry.\n" +
-      ENGINE_USAGE,
+      ENGINE_USAGE +
+      "\n  --compress auto|none|0-9   gzip level of the context upload (default: $KCE_CONTEXT_COMPRESSION, else auto:\n" +
+      "                         stored, compressed only while the link is slow and compressing pays)",
   },
   run: {
     options: {
@@ -197,7 +205,7 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
   if (word === "build" && !help && typeof values.tag !== "string") throw new UsageError("build needs -t <tag>", word);
   const engine = engineFlags(values, word);
   const flags: ParsedCommand["flags"] = {};
-  for (const name of Object.keys(spec.options)) if (!Object.hasOwn(ENGINE_OPTIONS, name)) flags[name] = values[name];
+  for (const name of Object.keys(spec.options)) if (!ENGINE_FLAG_NAMES.has(name)) flags[name] = values[name];
   return {
     command: word,
     global: {
@@ -227,6 +235,14 @@ function engineFlags(values: Record<string, string | boolean | string[] | undefi
       throw new UsageError(`--buildkit-mode must be auto, rootless or privileged, not ${JSON.stringify(mode)}`, command);
     }
     out.buildkitMode = mode as BuildkitMode;
+  }
+  const compress = values.compress;
+  if (typeof compress === "string") {
+    try {
+      out.contextCompression = parseContextCompression(compress, "--compress");
+    } catch (err) {
+      throw new UsageError((err as Error).message, command);
+    }
   }
   const hosts = values["insecure-registry"];
   if (Array.isArray(hosts)) {

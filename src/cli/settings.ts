@@ -2,6 +2,7 @@
  * Where `kce` gets its engine options: flags, then environment, then a YAML config file
  * (`--config`, `$KCE_CONFIG`, `~/.config/kce/config.yaml`). Pure apart from reading the file.
  */
+import type { ContextCompression } from "../build/context-compression.js";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ export interface ConfigFile {
   builder?: "kaniko" | "buildkit";
   buildkitMode?: BuildkitMode;
   insecureRegistries?: string[];
+  contextCompression?: ContextCompression | "none";
   registry?: RegistryOptions;
   builderImages?: { kaniko?: string; buildkit?: string };
   timeouts?: KubernetesEngineOptions["timeouts"];
@@ -81,12 +83,14 @@ export function engineOptions(
   // The engine reads KCE_BUILDKIT_MODE and KCE_INSECURE_REGISTRIES itself: pass the file's only when they are unset.
   const buildkitMode = engine.buildkitMode ?? (env.KCE_BUILDKIT_MODE ? undefined : file.buildkitMode);
   const insecureRegistries = engine.insecureRegistries ?? (env.KCE_INSECURE_REGISTRIES ? undefined : file.insecureRegistries);
+  const contextCompression = engine.contextCompression ?? (env.KCE_CONTEXT_COMPRESSION ? undefined : file.contextCompression);
   return {
     kubeConfig,
     ...(namespace ? { namespace } : {}),
     ...(builder ? { builder } : {}),
     ...(buildkitMode ? { buildkitMode } : {}),
     ...(insecureRegistries ? { insecureRegistries } : {}),
+    ...(contextCompression !== undefined ? { contextCompression } : {}),
     ...(registry ? { registry } : {}),
     ...(file.builderImages ? { builderImages: file.builderImages } : {}),
     ...(file.timeouts ? { timeouts: file.timeouts } : {}),

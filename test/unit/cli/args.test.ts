@@ -77,6 +77,9 @@ describe("parseCommandLine: accepted shapes", () => {
       },
     ],
     ["build . -t img --buildkit-mode=rootless", { engine: { buildkitMode: "rootless" } }],
+    ["build . -t img --compress 6", { engine: { contextCompression: 6 }, flags: expect.not.objectContaining({ compress: expect.anything() }) }],
+    ["build . -t img --compress none", { engine: { contextCompression: 0 } }],
+    ["build . -t img --compress=auto", { engine: { contextCompression: "auto" } }],
     ["build . -t img --buildkit-mode auto", { engine: { buildkitMode: "auto" } }],
     ["build . -t img --insecure-registry a:1 --insecure-registry a:1", { engine: { insecureRegistries: ["a:1"] } }],
     [
@@ -199,6 +202,7 @@ describe("parseCommandLine: usage errors (the CLI exits 2)", () => {
     ["images --builder=", /--builder must be kaniko or buildkit, not ""/, "images"],
     // --buildkit-mode, --insecure-registry
     ["build . -t x --buildkit-mode rootful", /--buildkit-mode must be auto, rootless or privileged, not "rootful"/, "build"],
+    ["build . -t x --compress fast", /--compress must be "auto", "none" or a gzip level 0–9, not "fast"/, "build"],
     ["push img --buildkit-mode=", /--buildkit-mode must be auto, rootless or privileged, not ""/, "push"],
     ["build . -t x --buildkit-mode", /buildkit-mode/, "build"],
     ["build . -t x --insecure-registry http://reg:5000", /--insecure-registry "http:\/\/reg:5000": expected HOST\[:PORT\]/, "build"],

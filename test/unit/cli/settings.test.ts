@@ -222,6 +222,9 @@ describe("engineOptions", () => {
       ],
       ["KCE_INSECURE_REGISTRIES leaves the list to the engine", {}, { KCE_INSECURE_REGISTRIES: "env:5001" }, { insecureRegistries: ["file:5000"] }, { insecureRegistries: undefined }],
       ["insecureRegistries from the file", {}, {}, { insecureRegistries: ["file:5000"] }, { insecureRegistries: ["file:5000"] }],
+      ["contextCompression from the flag", { contextCompression: 0 }, { KCE_CONTEXT_COMPRESSION: "6" }, { contextCompression: 9 }, { contextCompression: 0 }],
+      ["KCE_CONTEXT_COMPRESSION leaves it to the engine", {}, { KCE_CONTEXT_COMPRESSION: "6" }, { contextCompression: 9 }, { contextCompression: undefined }],
+      ["contextCompression from the file", {}, {}, { contextCompression: "none" }, { contextCompression: "none" }],
     ])("%s", (_name, engine, env, file, expected) => {
       const options = engineOptions(flags({ kubeconfig }), file, env, engine);
       for (const [key, value] of Object.entries(expected)) {
