@@ -131,3 +131,30 @@ describe("build (kaniko)", () => {
     await expectNoLeftovers(ns.admin, 15_000);
   });
 });
+
+describe("context compression", () => {
+  // Every other build sends the context stored (the default "auto" on this fast local link): here the
+  // builders must read a context that is really compressed.
+  it.each(["kaniko", "buildkit"] as const)("%s builds a context sent with gzip level 9", async (builder) => {
+    const compressed = ns.engine({
+      builder,
+      buildkitMode: "privileged",
+      contentAddressed: false,
+      contextCompression: 9,
+      log: () => undefined,
+    });
+    const text = "compressible line of text for the context upload\n".repeat(20_000);
+    const path = context({ Dockerfile: `FROM ${baseImage()}\nCOPY words.txt /words.txt\nCMD ["wc", "-c", "/words.txt"]\n`, "words.txt": text });
+    const tag = uniqueImage(`gzip9-${builder}`);
+    const reports: { tarBytes: number; gzipBytes: number; compressionLevel: number }[] = [];
+    const stream = compressed.build({ tag, path, onProgress: (p) => void (p.kind === "context" && reports.push(p)) });
+    await collect(stream);
+    const last = reports.at(-1);
+    expect(last?.compressionLevel).toBe(9);
+    expect(last?.gzipBytes).toBeLessThan((last?.tarBytes ?? 0) / 20);
+    const container = await compressed.run(tag);
+    await container.wait();
+    expect((await container.logs()).trim()).toBe(`${text.length} /words.txt`);
+    await container.remove();
+  });
+});
