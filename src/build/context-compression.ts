@@ -6,7 +6,12 @@
  * blocks (the framing, no compression, as `docker build` sends its context uncompressed by default), turns
  * compression on once the upload is seen waiting on a link slower than gzip, and turns it off again when the
  * tar then moves no faster (the consumer was slow at something else, e.g. writing many small files).
+ *
+ * Here: the policy (pure: {@link nextAutoPhase}), the stream stages (a deflate whose level can change, gzip's
+ * framing) and the watcher that applies the policy to a running stream.
  */
+import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { constants as zlibConstants, createDeflateRaw, type DeflateRaw } from "node:zlib";
 import { InvalidInputError } from "../errors.js";
 
 /** "auto", or a fixed gzip level 0 (stored) … 9. */
@@ -103,4 +108,118 @@ export function parseContextCompression(value: unknown, name: string): ContextCo
   const level = typeof value === "string" && /^\d$/.test(value.trim()) ? Number(value) : value;
   if (typeof level === "number" && Number.isInteger(level) && level >= 0 && level <= 9) return level;
   throw new InvalidInputError(`${name} must be "auto", "none" or a gzip level 0–9, not ${JSON.stringify(value)}`);
+}
+
+/** zlib's output buffer: fewer, larger chunks (and stdin frames) than the 16 KiB default. */
+const GZIP_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * Raw deflate whose level can change between chunks. zlib applies a new level only while idle: a `params()`
+ * issued with writes in flight is silently ignored (Node 20), so this stage hands zlib one chunk at a time and
+ * changes the level between two.
+ */
+export class Deflater extends Transform {
+  private readonly zlib: DeflateRaw;
+  private wanted: number;
+  constructor(public level: number) {
+    super();
+    this.wanted = level;
+    this.zlib = createDeflateRaw({ level, chunkSize: GZIP_CHUNK_BYTES });
+    this.zlib.on("data", (chunk: Buffer) => this.push(chunk));
+    this.zlib.on("error", (err) => this.destroy(err));
+  }
+  /** Takes effect before the next chunk. */
+  setLevel(level: number): void {
+    this.wanted = level;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const write = (): void => {
+      this.zlib.write(chunk, (err) => cb(err ?? null));
+    };
+    if (this.wanted === this.level) return write();
+    this.level = this.wanted;
+    this.zlib.params(this.level, zlibConstants.Z_DEFAULT_STRATEGY, write);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.zlib.once("end", () => cb());
+    this.zlib.end();
+  }
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.zlib.destroy();
+    cb(err);
+  }
+}
+
+/** gzip's member header: deflate, no flags, mtime 0, no extra flags, OS unknown (deterministic bytes). */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/**
+ * Wraps a raw deflate stream in gzip's header and trailer, counts what leaves and reports progress. The
+ * framing is ours because Node's gzip streams ignore `params()` (a level change mid-stream), raw deflate
+ * streams do not.
+ */
+export class GzipFraming extends Transform {
+  bytes = 0;
+  private started = false;
+  constructor(
+    /** The CRC-32 and size of the uncompressed bytes, read at the end for the trailer. */
+    private readonly uncompressed: () => { crc: number; bytes: number },
+    private readonly report: (gzipBytes: number) => void,
+  ) {
+    super();
+  }
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.bytes += GZIP_HEADER.length;
+    this.push(GZIP_HEADER);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.start();
+    this.bytes += chunk.length;
+    this.report(this.bytes);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    this.start();
+    const { crc, bytes } = this.uncompressed();
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc >>> 0, 0);
+    trailer.writeUInt32LE(bytes % 2 ** 32, 4); // ISIZE: the size modulo 2^32
+    this.bytes += trailer.length;
+    this.report(this.bytes);
+    cb(null, trailer);
+  }
+}
+
+/**
+ * Runs "auto" compression: samples whether packed output waits for the consumer and, window by window, lets
+ * {@link nextAutoPhase} decide the gzip level. Returns the function that stops watching.
+ */
+export function watchLink(
+  output: Readable,
+  counters: { gzipBytes: () => number; tarBytes: () => number },
+  policy: AutoCompressionPolicy,
+  setLevel: (level: number) => void,
+): () => void {
+  let phase: AutoPhase = { kind: "stored" };
+  let samples = 0;
+  let backloggedSamples = 0;
+  let start = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
+  const timer = setInterval(() => {
+    samples += 1;
+    if (output.readableLength > 0) backloggedSamples += 1;
+    if (samples < policy.samplesPerWindow) return;
+    const now = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
+    const window = { samples, backloggedSamples, bytes: now.gzip - start.gzip, tarBytes: now.tar - start.tar, ms: now.ms - start.ms };
+    const next = nextAutoPhase(phase, window, policy);
+    phase = next.phase;
+    if (next.level !== undefined) setLevel(next.level);
+    if (phase.kind === "decided") clearInterval(timer);
+    samples = 0;
+    backloggedSamples = 0;
+    start = now;
+  }, policy.windowMs / policy.samplesPerWindow);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -9,10 +9,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable, Transform, Writable, pipeline, type TransformCallback } from "node:stream";
-import { constants as zlibConstants, crc32, createDeflateRaw, type DeflateRaw } from "node:zlib";
+import { crc32 } from "node:zlib";
 import { ContainerEngineError, InvalidInputError } from "../errors.js";
 import { validateDockerfilePath } from "./build-options.js";
-import { AUTO_COMPRESSION, nextAutoPhase, type AutoCompressionPolicy, type AutoPhase, type ContextCompression } from "./context-compression.js";
+import { AUTO_COMPRESSION, Deflater, GzipFraming, watchLink, type AutoCompressionPolicy, type ContextCompression } from "./context-compression.js";
 import { listDirectory } from "./context-dir.js";
 import { readTarStream } from "./context-tar.js";
 import { TAR_BLOCK_BYTES, tarBlocks, tarSize, type ContextEntry } from "./tar-format.js";
@@ -98,9 +98,6 @@ export interface BuildContext {
   dispose(): Promise<void>;
 }
 
-/** zlib's output buffer: fewer, larger chunks (and stdin frames) than the 16 KiB default. */
-const GZIP_CHUNK_BYTES = 64 * 1024;
-
 /** Hashes and counts the uncompressed bytes flowing through it (and takes their CRC-32 for gzip's trailer). */
 class TarMeter extends Transform {
   readonly hash = createHash("sha256");
@@ -115,115 +112,6 @@ class TarMeter extends Transform {
     this.bytes += chunk.length;
     cb(null, chunk);
   }
-}
-
-/**
- * Raw deflate whose level can change between chunks. zlib applies a new level only while idle: a `params()`
- * issued with writes in flight is silently ignored (Node 20), so this stage hands zlib one chunk at a time and
- * changes the level between two.
- */
-class Deflater extends Transform {
-  private readonly zlib: DeflateRaw;
-  private wanted: number;
-  constructor(public level: number) {
-    super();
-    this.wanted = level;
-    this.zlib = createDeflateRaw({ level, chunkSize: GZIP_CHUNK_BYTES });
-    this.zlib.on("data", (chunk: Buffer) => this.push(chunk));
-    this.zlib.on("error", (err) => this.destroy(err));
-  }
-  /** Takes effect before the next chunk. */
-  setLevel(level: number): void {
-    this.wanted = level;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    const write = (): void => {
-      this.zlib.write(chunk, (err) => cb(err ?? null));
-    };
-    if (this.wanted === this.level) return write();
-    this.level = this.wanted;
-    this.zlib.params(this.level, zlibConstants.Z_DEFAULT_STRATEGY, write);
-  }
-  override _flush(cb: TransformCallback): void {
-    this.zlib.once("end", () => cb());
-    this.zlib.end();
-  }
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.zlib.destroy();
-    cb(err);
-  }
-}
-
-/** gzip's member header: deflate, no flags, mtime 0, no extra flags, OS unknown (deterministic bytes). */
-const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff]);
-
-/**
- * Wraps a raw deflate stream in gzip's header and trailer, counts what leaves and reports progress. The
- * framing is ours because Node's gzip streams ignore `params()` (a level change mid-stream), raw deflate
- * streams do not.
- */
-class GzipFraming extends Transform {
-  bytes = 0;
-  private started = false;
-  constructor(
-    private readonly tar: TarMeter,
-    private readonly report: (gzipBytes: number) => void,
-  ) {
-    super();
-  }
-  private start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.bytes += GZIP_HEADER.length;
-    this.push(GZIP_HEADER);
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.start();
-    this.bytes += chunk.length;
-    this.report(this.bytes);
-    cb(null, chunk);
-  }
-  override _flush(cb: TransformCallback): void {
-    this.start();
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(this.tar.crc >>> 0, 0);
-    trailer.writeUInt32LE(this.tar.bytes % 2 ** 32, 4); // ISIZE: the size modulo 2^32
-    this.bytes += trailer.length;
-    this.report(this.bytes);
-    cb(null, trailer);
-  }
-}
-
-/**
- * Runs "auto" compression: samples whether packed output waits for the consumer and, window by window, lets
- * {@link nextAutoPhase} decide the gzip level. Returns the function that stops watching.
- */
-function watchLink(
-  output: Readable,
-  counters: { gzipBytes: () => number; tarBytes: () => number },
-  policy: AutoCompressionPolicy,
-  setLevel: (level: number) => void,
-): () => void {
-  let phase: AutoPhase = { kind: "stored" };
-  let samples = 0;
-  let backloggedSamples = 0;
-  let start = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
-  const timer = setInterval(() => {
-    samples += 1;
-    if (output.readableLength > 0) backloggedSamples += 1;
-    if (samples < policy.samplesPerWindow) return;
-    const now = { ms: performance.now(), gzip: counters.gzipBytes(), tar: counters.tarBytes() };
-    const window = { samples, backloggedSamples, bytes: now.gzip - start.gzip, tarBytes: now.tar - start.tar, ms: now.ms - start.ms };
-    const next = nextAutoPhase(phase, window, policy);
-    phase = next.phase;
-    if (next.level !== undefined) setLevel(next.level);
-    if (phase.kind === "decided") clearInterval(timer);
-    samples = 0;
-    backloggedSamples = 0;
-    start = now;
-  }, policy.windowMs / policy.samplesPerWindow);
-  timer.unref();
-  return () => clearInterval(timer);
 }
 
 class PreparedContext implements BuildContext {
@@ -253,7 +141,7 @@ class PreparedContext implements BuildContext {
     let level = compression === "auto" ? 0 : compression;
     const tar = new TarMeter(true);
     const onProgress = options.onProgress;
-    const gz = new GzipFraming(tar, (gzipBytes) =>
+    const gz = new GzipFraming(() => ({ crc: tar.crc, bytes: tar.bytes }), (gzipBytes) =>
       onProgress?.({ tarBytes: tar.bytes, gzipBytes, totalTarBytes: this.tarBytes, compressionLevel: level }),
     );
     // Failures of any stage destroy every stage with that error; `done` reads it from the last one.
