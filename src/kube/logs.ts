@@ -73,17 +73,26 @@ function logRequest(client: KubeClient, t: LogTarget, follow: boolean, sinceTime
   };
 }
 
-/** Parses a log response into lines; a trailing partial line is returned only when `flushPartial`. */
+/**
+ * Parses a log response into lines; a trailing partial line is returned only when `flushPartial`. Every line
+ * of a `timestamps=true` log starts with its timestamp: text without one is the kubelet's own error, written
+ * into a response already under way (e.g. "failed to try resolving symlinks in path …" when the pod's log
+ * directory was removed mid-read), and is not the container's output.
+ */
 async function* responseLines(res: IncomingMessage, flushPartial: boolean, signal?: AbortSignal): AsyncGenerator<LogLine> {
   const splitter = new LineSplitter();
   const onAbort = (): void => void res.destroy(new CancelledError("log read cancelled"));
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     for await (const chunk of res as AsyncIterable<Buffer>) {
-      for (const raw of splitter.push(chunk)) yield parseLogLine(raw) ?? { timestamp: "", text: raw };
+      for (const raw of splitter.push(chunk)) {
+        const line = parseLogLine(raw);
+        if (line) yield line;
+      }
     }
     const rest = flushPartial ? splitter.flush() : null;
-    if (rest !== null) yield parseLogLine(rest) ?? { timestamp: "", text: rest };
+    const last = rest === null ? null : parseLogLine(rest);
+    if (last) yield last;
   } finally {
     signal?.removeEventListener("abort", onAbort);
     res.destroy();

@@ -86,4 +86,13 @@ describe("readLogs", () => {
     expect(lines.map((l) => l.text)).toEqual(["new", "last"]);
     expect(formatLogLine(lines[0]!, false)).toBe("new\n");
   });
+
+  it("drops the kubelet's error text written into a log response (no timestamp), keeping the container's lines", async () => {
+    fake = await startFakeApiServer((_url, _req, res) => {
+      res.writeHead(200);
+      res.end(`${T("1")} ignoring-sigterm\nfailed to try resolving symlinks in path "/var/log/pods/x/main/0.log": lstat /var/log/pods/x: no such file or directory`);
+    });
+    const lines = await readLogs(fake.client, { pod: "p", container: "main" });
+    expect(lines.map((l) => formatLogLine(l, false)).join("")).toBe("ignoring-sigterm\n");
+  });
 });
