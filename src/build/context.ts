@@ -1,8 +1,9 @@
 /**
  * The build context as a stream: a deterministic tar (sorted entries, mtime 0, uid/gid 0, normalized modes,
  * symlinks kept, directories included, no special files) in gzip framing (compressed or not: see
- * context-compression.ts), with backpressure from the consumer back to the disk reads. The content hash is the sha256 of the uncompressed tar, so the same tree gives the
- * same hash whether it came from a directory or from a tar stream, and whatever its mtimes or listing order.
+ * context-compression.ts), with backpressure from the consumer back to the disk reads. The content hash is
+ * the sha256 of the uncompressed tar, so the same tree gives the same hash whether it came from a directory
+ * or from a tar stream, and whatever its mtimes or listing order.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";

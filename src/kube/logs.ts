@@ -101,7 +101,6 @@ async function* responseLines(res: IncomingMessage, flushPartial: boolean, signa
 
 /** Filters out what precedes `since` and what the deduper has seen. */
 function fresh(line: LogLine, since: string | undefined, dedupe: BoundaryDeduper): boolean {
-  if (line.timestamp === "") return true;
   if (since !== undefined && compareTimestamps(line.timestamp, since) < 0) return false;
   return dedupe.accept(line);
 }
