@@ -3,7 +3,7 @@
 import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { KubeClient } from "../../../src/kube/client.js";
 import { containerStarted } from "../../../src/kube/logs.js";
-import { podsCollection, ResourceWatch, waitFor } from "../../../src/kube/watch.js";
+import { podsCollection, ResourceWatch, waitFor, type KubeObject, type Watchable } from "../../../src/kube/watch.js";
 import { baseImage, uniqueName } from "../support/cluster-env.js";
 
 export { baseImage };
@@ -72,4 +72,25 @@ export async function waitDone(client: KubeClient, name: string): Promise<V1Pod>
   const out = await waitFor(podWatch(client, name), done, { timeoutMs: 120_000 });
   if (out.kind !== "matched") throw new Error(`pod ${name} vanished`);
   return out.object;
+}
+
+/**
+ * Wraps a watch so that a test can act only after the watch has listed: whatever happens after `listed`
+ * resolves reaches the watcher as an event, never as a list it did not see (a pod deleted before the first
+ * list is simply absent from it, and no DELETED event ever comes).
+ */
+export function afterFirstList<T extends KubeObject>(watch: Watchable<T>): { watch: Watchable<T>; listed: Promise<void> } {
+  let markListed!: () => void;
+  const listed = new Promise<void>((resolve) => (markListed = resolve));
+  return {
+    listed,
+    watch: {
+      async *events(signal?: AbortSignal) {
+        for await (const ev of watch.events(signal)) {
+          if (ev.type === "relisted") markListed();
+          yield ev;
+        }
+      },
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { V1Pod } from "@kubernetes/client-node";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { podsCollection, ResourceWatch, waitFor } from "../../../src/kube/watch.js";
-import { createPod, deleteNamespace, namespaceClient, podWatch, TEST_LABELS, testPod } from "./helpers.js";
+import { afterFirstList, createPod, deleteNamespace, namespaceClient, podWatch, TEST_LABELS, testPod } from "./helpers.js";
 
 describe("ResourceWatch (e2e)", () => {
   let client: KubeClient;
@@ -15,9 +15,11 @@ describe("ResourceWatch (e2e)", () => {
   });
 
   it("sees a pod go Pending → Running → Succeeded, then DELETED", async () => {
-    const watch = new ResourceWatch<V1Pod>(client, podsCollection(client.namespace), {
-      labelSelector: "app.kubernetes.io/managed-by=kube-container-engine-test,kce-test/pod=life",
-    });
+    const { watch, listed } = afterFirstList(
+      new ResourceWatch<V1Pod>(client, podsCollection(client.namespace), {
+        labelSelector: "app.kubernetes.io/managed-by=kube-container-engine-test,kce-test/pod=life",
+      }),
+    );
     const ctrl = new AbortController();
     const phases: string[] = [];
     const types: string[] = [];
@@ -33,6 +35,8 @@ describe("ResourceWatch (e2e)", () => {
         if (ev.type === "DELETED") return;
       }
     })();
+    // Created after the first list, so the list is empty and every phase arrives as an event.
+    await Promise.race([listed, consumer]);
     await createPod(client, testPod("life", ["sh", "-c", "sleep 2"]));
     const done = await waitFor(podWatch(client, "life"), (p) => p.status?.phase === "Succeeded", { timeoutMs: 90_000 });
     expect(done.kind).toBe("matched");
@@ -47,16 +51,29 @@ describe("ResourceWatch (e2e)", () => {
     expect(phases.indexOf("Running")).toBeLessThan(phases.indexOf("Succeeded"));
   });
 
-  it("waitFor turns a deletion into a deleted outcome and an absent pod into deleted/null", async () => {
+  it("waitFor turns a deletion seen by the watch into a deleted outcome with the pod's last state", async () => {
     await createPod(client, testPod("doomed", ["sleep", "3600"]));
-    const waiting = waitFor(podWatch(client, "doomed"), (p) => p.status?.phase === "Succeeded", { timeoutMs: 60_000 });
+    const { watch, listed } = afterFirstList(podWatch(client, "doomed"));
+    const waiting = waitFor(watch, (p) => p.status?.phase === "Succeeded", { timeoutMs: 60_000 });
+    // Deleting before the watch listed would leave it nothing to see (the pod is simply absent from the list).
+    await Promise.race([listed, waiting]);
     await client.call("delete", "pods", (o) =>
       client.core.deleteNamespacedPod({ name: "doomed", namespace: client.namespace, gracePeriodSeconds: 0 }, o),
     );
     const out = await waiting;
     expect(out.kind).toBe("deleted");
-    const absent = await waitFor(podWatch(client, "never-created"), () => true, { absentIsDeleted: true, timeoutMs: 10_000 });
-    expect(absent).toEqual({ kind: "deleted", object: null });
+    expect(out.object?.metadata?.name).toBe("doomed");
+  });
+
+  it("waitFor with absentIsDeleted treats a pod missing from the first list as deleted", async () => {
+    await createPod(client, testPod("gone-before", ["sleep", "3600"]));
+    await client.call("delete", "pods", (o) =>
+      client.core.deleteNamespacedPod({ name: "gone-before", namespace: client.namespace, gracePeriodSeconds: 0 }, o),
+    );
+    const gone = await waitFor(podWatch(client, "gone-before"), () => true, { absentIsDeleted: true, timeoutMs: 10_000 });
+    expect(gone).toEqual({ kind: "deleted", object: null });
+    const never = await waitFor(podWatch(client, "never-created"), () => true, { absentIsDeleted: true, timeoutMs: 10_000 });
+    expect(never).toEqual({ kind: "deleted", object: null });
     expect(TEST_LABELS["app.kubernetes.io/managed-by"]).toBe("kube-container-engine-test");
   });
 });
