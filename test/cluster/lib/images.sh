@@ -171,6 +171,63 @@ build_image_buildkit_rootless() {
   rm -rf "$r"; log "built images/$(basename "$out")"
 }
 
+# Debian 12 (bookworm) + Python: the base of the service image (`FROM $KCE_PYTHON_BASE_IMAGE`) and of anything
+# else that needs a real distribution with python3.11, venv, git and tini. mmdebstrap --variant=minbase (Essential
+# packages + apt; passwd, i.e. useradd/groupadd, comes with it) plus the packages below, from the same mirror
+# and suites as this machine's apt, without docs (copyright files stay), man/info pages and translations: the
+# dpkg path-exclude options stay in the image (/etc/dpkg/dpkg.cfg.d/99mmdebstrap), so apt-get in a build on top
+# keeps them out too. Root-owned (mode root; `up` runs as root), empty /dev, no resolv.conf/hostname (the
+# runtime provides them), apt lists removed (builder pods have no network anyway). Built once per machine
+# (~60 s, needs the mirror); the archive name and tag carry a hash of the package list, the options, the sources
+# and DEBIAN_PYTHON_REV, so changing any of them builds a new image under a new tag.
+DEBIAN_PYTHON_REV=1           # bump when build_image_debian_python changes what ends up in the image
+DEBIAN_PYTHON_PACKAGES=(python3 python3-venv git ca-certificates tini)
+DEBIAN_PYTHON_OPTS=(
+  --variant=minbase --mode=root --format=directory
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias'
+  --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
+)
+DEBIAN_PYTHON_SOURCES=(
+  "deb http://deb.debian.org/debian bookworm main"
+  "deb http://deb.debian.org/debian bookworm-updates main"
+  "deb http://deb.debian.org/debian-security bookworm-security main"
+)
+debian_python_image_tag() {
+  printf '%s\n' "$DEBIAN_PYTHON_REV" "${DEBIAN_PYTHON_PACKAGES[@]}" "${DEBIAN_PYTHON_OPTS[@]}" "${DEBIAN_PYTHON_SOURCES[@]}" |
+    sha256sum | cut -c1-8
+}
+debian_python_image_tar() { echo "$IMAGE_ROOT/debian-python-$(debian_python_image_tag).tar"; }
+build_image_debian_python() {
+  local out; out=$(debian_python_image_tar)
+  [[ -f $out ]] && return 0
+  local r t=$SECONDS blog=$KCE_HOME/build-logs/debian-python.log
+  r=$(mktemp -d "$IMAGE_ROOT/.tmp.XXXX")
+  mkdir -p "$KCE_HOME/build-logs"
+  log "building images/$(basename "$out") with mmdebstrap ... (log: build-logs/debian-python.log)"
+  local include; include=$(IFS=,; echo "${DEBIAN_PYTHON_PACKAGES[*]}")
+  if ! mmdebstrap "${DEBIAN_PYTHON_OPTS[@]}" --include="$include" bookworm "$r/rootfs" "${DEBIAN_PYTHON_SOURCES[@]}" \
+      > "$blog" 2>&1; then
+    rm -rf "$r"
+    printf '[kce] ---- last lines of %s ----\n' "$blog" >&2; tail -n 40 "$blog" >&2
+    die "mmdebstrap for the debian-python image failed"
+  fi
+  find "$r/rootfs/dev" -mindepth 1 -delete   # device nodes mmdebstrap made for dpkg; the runtime mounts /dev
+  # what builds on top of it rely on
+  local f
+  for f in /usr/bin/python3 /usr/bin/git /usr/bin/tini /usr/sbin/useradd /usr/sbin/groupadd /etc/ssl/certs/ca-certificates.crt; do
+    [[ -e $r/rootfs$f ]] || { rm -rf "$r"; die "debian-python rootfs lacks $f"; }
+  done
+  [[ $(stat -c '%a %U' "$r/rootfs/tmp") == "1777 root" ]] || { rm -rf "$r"; die "debian-python rootfs: /tmp is not 1777 root"; }
+  grep -q '^root:x:0:0:' "$r/rootfs/etc/passwd" || { rm -rf "$r"; die "debian-python rootfs: no root in /etc/passwd"; }
+  chroot "$r/rootfs" /usr/bin/python3 -c 'import venv, ssl, sqlite3' >> "$blog" 2>&1 ||
+    { rm -rf "$r"; die "debian-python rootfs: python3 cannot import venv/ssl"; }
+  oci_image "$out" "$r/rootfs" --config.cmd /bin/bash \
+    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.env LANG=C.UTF-8
+  rm -rf "$r"; log "built images/$(basename "$out") in $(( SECONDS - t ))s"
+}
+
 build_images() {
   mkdir -p "$IMAGE_ROOT"; rm -rf "$IMAGE_ROOT"/.tmp.*
   build_image_pause
@@ -178,6 +235,7 @@ build_images() {
   build_image_kaniko
   build_image_buildkit
   build_image_buildkit_rootless
+  build_image_debian_python
 }
 
 # ctr against our containerd, in the namespace kubelet uses
@@ -207,4 +265,5 @@ push_images() {
   push_image "$IMAGE_ROOT/kaniko-executor-$KANIKO_VERSION.tar" "kce/kaniko-executor:$KANIKO_VERSION"
   push_image "$(buildkit_image_tar)" "kce/buildkit:$(buildkit_image_tag)"
   push_image "$(buildkit_rootless_image_tar)" "kce/buildkit:$(buildkit_rootless_image_tag)"
+  push_image "$(debian_python_image_tar)" "kce/debian-python:$(debian_python_image_tag)"
 }

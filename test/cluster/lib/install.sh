@@ -9,6 +9,7 @@ APT_PACKAGES=(
   busybox-static                                # the base image's only binary
   uidmap libcap2-bin                            # newuidmap/newgidmap + setcap, for the rootless BuildKit image
   gcc libc6-dev libseccomp-dev                  # static pause and static runc (cgo + libseccomp)
+  mmdebstrap                                    # Debian root filesystem of the debian-python image
 )
 
 install_packages() {
