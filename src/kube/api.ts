@@ -1,0 +1,159 @@
+/**
+ * The seam to the Kubernetes API: named verbs per resource over {@link KubeClient}, with "not found" as a
+ * value (`get` → null, `deleteIfExists` → false) instead of a status code every caller re-checks. Code outside
+ * `src/kube/` calls the cluster through a {@link KubeApi}; tests pass a fake cluster with the same shape.
+ */
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+import { KubernetesApiError } from "../errors.js";
+import type { KubeClient } from "./client.js";
+import { followLogs, type FollowLogsOptions, type LogLine } from "./logs.js";
+import { jobsCollection, podsCollection, ResourceWatch, type Watchable } from "./watch.js";
+
+/** How a delete treats running containers. */
+export interface DeleteOptions {
+  /** Seconds the containers get after SIGTERM (default: the object's own). */
+  gracePeriodSeconds?: number;
+  /** Delete dependents (a Job's pods) in the background (default) or first ("Foreground"). */
+  propagationPolicy?: "Background" | "Foreground";
+  signal?: AbortSignal;
+}
+
+/** Verbs on one kind of namespaced object. */
+export interface ResourceVerbs<T> {
+  /** @throws KubernetesApiError; 409 (`AlreadyExists`) when the name is taken. */
+  create(object: T, options?: { signal?: AbortSignal }): Promise<T>;
+  /** The object, or null when there is none of that name. */
+  get(name: string, options?: { signal?: AbortSignal }): Promise<T | null>;
+  /** The objects matching a label selector. */
+  list(labelSelector: string, options?: { signal?: AbortSignal }): Promise<T[]>;
+  /** True when the object existed (its deletion has begun), false when there was none. */
+  deleteIfExists(name: string, options?: DeleteOptions): Promise<boolean>;
+  /** A watch of the objects matching a label selector (and optionally a field selector). */
+  watch(selector: { labelSelector?: string; fieldSelector?: string }): Watchable<T>;
+}
+
+/** What callers of the cluster use: one namespace, named verbs, the one watch and the one log follower. */
+export interface KubeApi {
+  readonly namespace: string;
+  readonly pods: ResourceVerbs<V1Pod>;
+  readonly jobs: ResourceVerbs<V1Job>;
+  /** Events about one object (by name), oldest first. */
+  eventsFor(objectName: string, options?: { signal?: AbortSignal }): Promise<CoreV1Event[]>;
+  /** THE log follower (see {@link followLogs}): every line of a container once, in order. */
+  followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine>;
+  /** `ip:port` of the API server (Endpoints `default/kubernetes`), or null when not allowed to read them. */
+  apiServerEndpoints(options?: { signal?: AbortSignal }): Promise<string[] | null>;
+}
+
+/** True for a KubernetesApiError with HTTP status `code`. */
+export function isStatus(err: unknown, code: number): boolean {
+  return err instanceof KubernetesApiError && err.statusCode === code;
+}
+
+async function nullIfNotFound<T>(request: Promise<T>): Promise<T | null> {
+  try {
+    return await request;
+  } catch (err) {
+    if (isStatus(err, 404)) return null;
+    throw err;
+  }
+}
+
+async function falseIfNotFound(request: Promise<unknown>): Promise<boolean> {
+  try {
+    await request;
+    return true;
+  } catch (err) {
+    if (isStatus(err, 404)) return false;
+    throw err;
+  }
+}
+
+const signalOf = (options?: { signal?: AbortSignal }): { signal?: AbortSignal } => (options?.signal ? { signal: options.signal } : {});
+
+/** {@link KubeApi} over a real {@link KubeClient}. */
+export class ClusterApi implements KubeApi {
+  readonly pods: ResourceVerbs<V1Pod>;
+  readonly jobs: ResourceVerbs<V1Job>;
+
+  constructor(private readonly client: KubeClient) {
+    const c = client;
+    const namespace = c.namespace;
+    this.pods = {
+      create: (body, o) => c.call("create", "pods", (x) => c.core.createNamespacedPod({ namespace, body }, x), { name: body.metadata?.name ?? "", ...signalOf(o) }),
+      get: (name, o) => nullIfNotFound(c.call("get", "pods", (x) => c.core.readNamespacedPod({ name, namespace }, x), { name, ...signalOf(o) })),
+      list: async (labelSelector, o) =>
+        (await c.call("list", "pods", (x) => c.core.listNamespacedPod({ namespace, labelSelector }, x), signalOf(o))).items,
+      deleteIfExists: (name, o) =>
+        falseIfNotFound(
+          c.call("delete", "pods", (x) => c.core.deleteNamespacedPod({ name, namespace, ...deleteBody(o) }, x), { name, ...signalOf(o) }),
+        ),
+      watch: (selector) => new ResourceWatch<V1Pod>(c, podsCollection(namespace), selector),
+    };
+    this.jobs = {
+      create: (body, o) => c.call("create", "jobs", (x) => c.batch.createNamespacedJob({ namespace, body }, x), { name: body.metadata?.name ?? "", ...signalOf(o) }),
+      get: (name, o) => nullIfNotFound(c.call("get", "jobs", (x) => c.batch.readNamespacedJob({ name, namespace }, x), { name, ...signalOf(o) })),
+      list: async (labelSelector, o) =>
+        (await c.call("list", "jobs", (x) => c.batch.listNamespacedJob({ namespace, labelSelector }, x), signalOf(o))).items,
+      deleteIfExists: (name, o) =>
+        falseIfNotFound(
+          c.call("delete", "jobs", (x) => c.batch.deleteNamespacedJob({ name, namespace, ...deleteBody(o) }, x), { name, ...signalOf(o) }),
+        ),
+      watch: (selector) => new ResourceWatch<V1Job>(c, jobsCollection(namespace), selector),
+    };
+  }
+
+  get namespace(): string {
+    return this.client.namespace;
+  }
+
+  async eventsFor(objectName: string, options?: { signal?: AbortSignal }): Promise<CoreV1Event[]> {
+    const c = this.client;
+    const list = await c.call(
+      "list",
+      "events",
+      (x) => c.core.listNamespacedEvent({ namespace: c.namespace, fieldSelector: `involvedObject.name=${objectName}` }, x),
+      signalOf(options),
+    );
+    const time = (e: CoreV1Event): number => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+    return [...list.items].sort((a, b) => time(a) - time(b));
+  }
+
+  followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine> {
+    return followLogs(this.client, options);
+  }
+
+  async apiServerEndpoints(options?: { signal?: AbortSignal }): Promise<string[] | null> {
+    const c = this.client;
+    try {
+      const endpoints = await c.call(
+        "get",
+        "endpoints",
+        (x) => c.core.readNamespacedEndpoints({ name: "kubernetes", namespace: "default" }, x),
+        { name: "kubernetes", ...signalOf(options) },
+      );
+      return (endpoints.subsets ?? []).flatMap((subset) =>
+        (subset.addresses ?? []).flatMap((a) => (subset.ports ?? []).map((p) => (a.ip.includes(":") ? `[${a.ip}]:${p.port}` : `${a.ip}:${p.port}`))),
+      );
+    } catch (err) {
+      if (isStatus(err, 403) || isStatus(err, 404)) return null;
+      throw err;
+    }
+  }
+}
+
+/**
+ * The delete options, as query parameters and again as the body: with a body the API server reads them from
+ * it and ignores the query, and a Job's default propagation (Orphan) would leave its pod behind.
+ */
+function deleteBody(options?: DeleteOptions): {
+  gracePeriodSeconds?: number;
+  propagationPolicy: string;
+  body: { gracePeriodSeconds?: number; propagationPolicy: string };
+} {
+  const given = {
+    ...(options?.gracePeriodSeconds !== undefined ? { gracePeriodSeconds: options.gracePeriodSeconds } : {}),
+    propagationPolicy: options?.propagationPolicy ?? "Background",
+  };
+  return { ...given, body: given };
+}

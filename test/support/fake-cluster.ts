@@ -1,0 +1,278 @@
+// A fake cluster behind the engine's one Kubernetes seam (src/kube/api.ts): pods and Jobs in memory, the
+// watch (relist first, then events), the log follower, and failure injection — so the code that calls the
+// cluster gets unit tests of its decisions (which objects, in which order, what on 404/409/410/timeouts).
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+import { CancelledError, ContainerNotFoundError, KubernetesApiError } from "../../src/errors.js";
+import type { DeleteOptions, KubeApi, ResourceVerbs } from "../../src/kube/api.js";
+import type { FollowLogsOptions, LogLine } from "../../src/kube/logs.js";
+import type { KubeObject, Watchable, WatchEvent } from "../../src/kube/watch.js";
+
+type Kind = "pods" | "jobs";
+type Obj = V1Pod | V1Job;
+
+/** An API error as the real client maps it. */
+export function apiError(verb: string, resource: string, statusCode: number, reason: string): KubernetesApiError {
+  return new KubernetesApiError(`${verb} ${resource}: ${reason}`, { verb, resource, statusCode, reason });
+}
+
+function matchesLabels(obj: KubeObject & { metadata?: { labels?: Record<string, string> } }, selector: string | undefined): boolean {
+  if (!selector) return true;
+  const labels = obj.metadata?.labels ?? {};
+  return selector.split(",").every((term) => {
+    const [k = "", v] = term.split("=");
+    return v === undefined ? k in labels : labels[k] === v;
+  });
+}
+
+function matchesFields(obj: KubeObject, selector: string | undefined): boolean {
+  if (!selector) return true;
+  return selector.split(",").every((term) => {
+    const [k, v] = term.split("=");
+    return k === "metadata.name" ? obj.metadata?.name === v : true;
+  });
+}
+
+interface LogState {
+  lines: LogLine[];
+  ended: boolean;
+  wake: Array<() => void>;
+}
+
+type Listener = (event: WatchEvent<Obj>) => void;
+
+export class FakeCluster implements KubeApi {
+  readonly namespace = "fake-ns";
+  /** Every call, as "verb resource/name" (tests assert order and absence). */
+  readonly calls: string[] = [];
+  readonly pods: ResourceVerbs<V1Pod>;
+  readonly jobs: ResourceVerbs<V1Job>;
+  events: CoreV1Event[] = [];
+  endpoints: string[] | null = ["192.0.2.2:6443"];
+  private readonly store: Record<Kind, Map<string, Obj>> = { pods: new Map(), jobs: new Map() };
+  private readonly listeners: Record<Kind, Set<Listener>> = { pods: new Set(), jobs: new Set() };
+  private readonly logs = new Map<string, LogState>();
+  private readonly failures: Array<{ verb: string; resource: string; error: Error; times: number }> = [];
+  private rv = 1;
+  /** Called after a Job was created (tests use it to play the Job controller). */
+  onJobCreated: ((job: V1Job) => void) | null = null;
+
+  constructor() {
+    this.pods = this.verbs<V1Pod>("pods");
+    this.jobs = this.verbs<V1Job>("jobs");
+  }
+
+  /** The next `times` calls of `verb` on `resource` throw `error`. */
+  failNext(verb: string, resource: string, error: Error, times = 1): void {
+    this.failures.push({ verb, resource, error, times });
+  }
+
+  private maybeFail(verb: string, resource: string): void {
+    const f = this.failures.find((x) => x.verb === verb && x.resource === resource && x.times > 0);
+    if (!f) return;
+    f.times -= 1;
+    throw f.error;
+  }
+
+  private emit(kind: Kind, type: "ADDED" | "MODIFIED" | "DELETED", object: Obj): void {
+    for (const l of [...this.listeners[kind]]) l({ type, object });
+  }
+
+  private stamp<T extends Obj>(obj: T): T {
+    const copy = structuredClone(obj);
+    copy.metadata = { ...copy.metadata, namespace: this.namespace, resourceVersion: String(this.rv++) };
+    copy.metadata.uid ??= `uid-${copy.metadata.name}-${this.rv}`;
+    return copy;
+  }
+
+  private verbs<T extends Obj>(kind: Kind): ResourceVerbs<T> {
+    const store = this.store[kind] as Map<string, T>;
+    return {
+      create: async (object) => {
+        const name = object.metadata?.name ?? "";
+        this.calls.push(`create ${kind}/${name}`);
+        this.maybeFail("create", kind);
+        if (store.has(name)) throw apiError("create", kind, 409, "AlreadyExists");
+        const stored = this.stamp(object);
+        store.set(name, stored);
+        this.emit(kind, "ADDED", stored);
+        if (kind === "jobs") this.onJobCreated?.(stored as V1Job);
+        return structuredClone(stored);
+      },
+      get: async (name) => {
+        this.calls.push(`get ${kind}/${name}`);
+        this.maybeFail("get", kind);
+        const found = store.get(name);
+        return found ? structuredClone(found) : null;
+      },
+      list: async (labelSelector) => {
+        this.calls.push(`list ${kind}`);
+        this.maybeFail("list", kind);
+        return [...store.values()].filter((o) => matchesLabels(o, labelSelector)).map((o) => structuredClone(o));
+      },
+      deleteIfExists: async (name, options?: DeleteOptions) => {
+        this.calls.push(`delete ${kind}/${name}`);
+        this.maybeFail("delete", kind);
+        void options;
+        return this.remove(kind, name);
+      },
+      watch: (selector) => this.watchOf(kind, selector) as unknown as Watchable<T>,
+    };
+  }
+
+  /** Deletes an object (as the API server would, now); a Job takes its pods with it. */
+  remove(kind: Kind, name: string): boolean {
+    const obj = this.store[kind].get(name);
+    if (!obj) return false;
+    this.store[kind].delete(name);
+    this.emit(kind, "DELETED", obj);
+    if (kind === "jobs") {
+      for (const pod of [...this.store.pods.values()]) {
+        if (pod.metadata?.labels?.["batch.kubernetes.io/job-name"] === name) this.remove("pods", pod.metadata?.name ?? "");
+      }
+    }
+    if (kind === "pods") this.endLog(name);
+    return true;
+  }
+
+  private watchOf(kind: Kind, selector: { labelSelector?: string; fieldSelector?: string }): Watchable<Obj> {
+    const matches = (o: Obj): boolean => matchesLabels(o, selector.labelSelector) && matchesFields(o, selector.fieldSelector);
+    return {
+      events: (signal?: AbortSignal) => this.watchStream(kind, matches, signal),
+    };
+  }
+
+  private async *watchStream(kind: Kind, matches: (o: Obj) => boolean, signal?: AbortSignal): AsyncGenerator<WatchEvent<Obj>> {
+    const queue: WatchEvent<Obj>[] = [];
+    let wake: (() => void) | null = null;
+    const listener: Listener = (ev) => {
+      if (ev.type !== "relisted" && matches(ev.object)) {
+        queue.push({ ...ev, object: structuredClone(ev.object) });
+        wake?.();
+      }
+    };
+    this.listeners[kind].add(listener);
+    const onAbort = (): void => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      this.calls.push(`watch ${kind}`);
+      yield { type: "relisted", objects: [...this.store[kind].values()].filter(matches).map((o) => structuredClone(o)) };
+      for (;;) {
+        if (signal?.aborted) throw new CancelledError(`watch of ${kind} cancelled`);
+        const next = queue.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+    } finally {
+      this.listeners[kind].delete(listener);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  // ---- playing the cluster's controllers ---------------------------------------------------------------
+
+  /** Creates (or replaces) a pod as the Job controller / kubelet would report it. */
+  putPod(pod: V1Pod): V1Pod {
+    const name = pod.metadata?.name ?? "";
+    const existed = this.store.pods.has(name);
+    const stored = this.stamp(pod);
+    this.store.pods.set(name, stored);
+    this.emit("pods", existed ? "MODIFIED" : "ADDED", stored);
+    return stored;
+  }
+
+  /** Replaces a Job's status (conditions) as the Job controller would. */
+  setJobStatus(name: string, status: V1Job["status"]): void {
+    const job = this.store.jobs.get(name) as V1Job | undefined;
+    if (!job) throw new Error(`no job ${name}`);
+    const stored = this.stamp({ ...job, status });
+    this.store.jobs.set(name, stored);
+    this.emit("jobs", "MODIFIED", stored);
+  }
+
+  /** Appends container output (one line each). */
+  appendLog(pod: string, ...texts: string[]): void {
+    const state = this.logState(pod);
+    for (const text of texts) state.lines.push({ timestamp: new Date(Date.now() + state.lines.length).toISOString(), text });
+    this.wakeLog(state);
+  }
+
+  /** The container terminated: followers get the rest and end. */
+  endLog(pod: string): void {
+    const state = this.logState(pod);
+    state.ended = true;
+    this.wakeLog(state);
+  }
+
+  private logState(pod: string): LogState {
+    let state = this.logs.get(pod);
+    if (!state) {
+      state = { lines: [], ended: false, wake: [] };
+      this.logs.set(pod, state);
+    }
+    return state;
+  }
+
+  private wakeLog(state: LogState): void {
+    const wake = state.wake;
+    state.wake = [];
+    for (const w of wake) w();
+  }
+
+  followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine> {
+    this.calls.push(`follow pods/${options.pod}/log`);
+    const self = this;
+    return (async function* () {
+      if (!self.store.pods.has(options.pod)) throw new ContainerNotFoundError(`pod "${options.pod}" was deleted before its container started`);
+      const state = self.logState(options.pod);
+      let next = 0;
+      for (;;) {
+        while (next < state.lines.length) yield state.lines[next++] as LogLine;
+        if (state.ended) return;
+        if (options.signal?.aborted) throw new CancelledError("log follow cancelled");
+        await new Promise<void>((resolve) => {
+          state.wake.push(resolve);
+          options.signal?.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
+    })();
+  }
+
+  async eventsFor(objectName: string): Promise<CoreV1Event[]> {
+    this.calls.push(`list events/${objectName}`);
+    return this.events.filter((e) => e.involvedObject?.name === objectName);
+  }
+
+  async apiServerEndpoints(): Promise<string[] | null> {
+    return this.endpoints;
+  }
+}
+
+/** A Job's pod in a given state, labelled as the Job controller labels it. */
+export function jobPod(
+  jobName: string,
+  container: string,
+  state: "waiting" | "running" | { exitCode: number; reason?: string },
+  extra: { waitingReason?: string; waitingMessage?: string } = {},
+): V1Pod {
+  const now = new Date();
+  const containerState =
+    state === "waiting"
+      ? { waiting: { reason: extra.waitingReason ?? "ContainerCreating", ...(extra.waitingMessage ? { message: extra.waitingMessage } : {}) } }
+      : state === "running"
+        ? { running: { startedAt: now } }
+        : { terminated: { exitCode: state.exitCode, reason: state.reason ?? (state.exitCode === 0 ? "Completed" : "Error"), startedAt: now, finishedAt: now } };
+  const phase = state === "waiting" ? "Pending" : state === "running" ? "Running" : state.exitCode === 0 ? "Succeeded" : "Failed";
+  return {
+    metadata: { name: `${jobName}-pod`, labels: { "batch.kubernetes.io/job-name": jobName, "job-name": jobName } },
+    spec: { containers: [{ name: container, image: "runner:1" }], restartPolicy: "Never" },
+    status: {
+      phase,
+      startTime: now,
+      containerStatuses: [{ name: container, image: "runner:1", imageID: "", ready: state === "running", restartCount: 0, state: containerState }],
+    },
+  };
+}
