@@ -1,0 +1,208 @@
+/**
+ * `kce serve` settings: a YAML/JSON document (the Deployment's ConfigMap) over defaults, validated once at
+ * start-up with messages that name the offending key. Pure: the document and environment are passed in.
+ */
+import { InvalidInputError } from "../errors.js";
+import { DEFAULT_PROVIDERS, type ProviderId, type ProviderSettings } from "./providers.js";
+import type { UrlPolicy } from "./url-policy.js";
+
+export interface ServiceLimits {
+  /** Builds running at once (runner Jobs) in this service. */
+  maxRunning: number;
+  /** Builds of one repository running at once. */
+  maxPerRepository: number;
+  /** Builds waiting at most; more are refused with 503. */
+  maxQueued: number;
+  /** Largest repository (checkout) the runner fetches, bytes. */
+  maxRepoBytes: number;
+  /** Server-side limit of one build (runner Job's activeDeadlineSeconds), s. */
+  buildTimeoutSeconds: number;
+  /** Builds one token may have running or waiting at once (joining a build is free). */
+  concurrentBuildsPerToken: number;
+  /** Builds one token may start per hour. */
+  buildsPerTokenPerHour: number;
+}
+
+export interface RunnerSettings {
+  /** Image of the build runner; default: the service's own image (read from its pod). */
+  image: string | null;
+  command: string[];
+  serviceAccountName: string;
+  /** Finished runner Jobs stay this long (their logs answer late joiners), s. */
+  ttlSecondsAfterFinished: number;
+  userName: string;
+  userId: number;
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  /** Extra environment of the engine in the runner, e.g. KCE_BUILDER. */
+  env: Record<string, string>;
+}
+
+export interface ServiceConfig {
+  host: string;
+  port: number;
+  /** Path prefix of every route, with leading and trailing `/` (JupyterHub service: `/services/binder/`). */
+  baseUrl: string;
+  /** Image names: `<prefix><slug>:<commit>`; a prefix without a registry host lands in the engine's registry. */
+  imagePrefix: string;
+  providers: ProviderSettings;
+  urls: UrlPolicy;
+  /** Directory of the mounted token Secret (one file per token). */
+  tokensDir: string | null;
+  /** Origins allowed to call the API from a browser (CORS); empty: same origin only. */
+  corsOrigins: string[];
+  limits: ServiceLimits;
+  runner: RunnerSettings;
+  /** After `ready`, keep the stream open this long for the client to close it (binderhub-client expects to), s. */
+  lingerSeconds: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
+  host: "0.0.0.0",
+  port: 8585,
+  baseUrl: "/",
+  imagePrefix: "binder/",
+  providers: DEFAULT_PROVIDERS,
+  urls: {
+    allowedSchemes: ["https", "http"],
+    allowedHosts: ["github.com", "gitlab.com"],
+    allowedCidrs: [],
+    blockedCidrs: [],
+    blockedEndpoints: [],
+  },
+  tokensDir: null,
+  corsOrigins: [],
+  limits: {
+    maxRunning: 4,
+    maxPerRepository: 1,
+    maxQueued: 100,
+    maxRepoBytes: 1024 * MiB,
+    buildTimeoutSeconds: 3600,
+    concurrentBuildsPerToken: 4,
+    buildsPerTokenPerHour: 60,
+  },
+  runner: {
+    image: null,
+    command: ["/usr/bin/tini", "--", "python", "-m", "repo2docker_kce.runner"],
+    serviceAccountName: "kce-runner",
+    ttlSecondsAfterFinished: 600,
+    userName: "jovyan",
+    userId: 1000,
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
+    env: {},
+  },
+  lingerSeconds: 60,
+};
+
+type Doc = Record<string, unknown>;
+
+function isObject(v: unknown): v is Doc {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function fail(path: string, expected: string, got: unknown): never {
+  throw new InvalidInputError(`service config: ${path} must be ${expected} (got ${JSON.stringify(got)})`);
+}
+
+function section(doc: Doc, key: string, path: string): Doc {
+  const v = doc[key];
+  if (v === undefined) return {};
+  if (!isObject(v)) fail(path, "a mapping", v);
+  return v;
+}
+
+function pick<T>(doc: Doc, key: string, path: string, fallback: T, check: (v: unknown) => v is T, expected: string): T {
+  const v = doc[key];
+  if (v === undefined) return fallback;
+  if (!check(v)) fail(path, expected, v);
+  return v;
+}
+
+const isString = (v: unknown): v is string => typeof v === "string";
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isPositive = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
+const isStringMap = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every(isString);
+
+/** "512Mi", "2Gi", "100M", or a number of bytes. */
+export function parseBytes(value: unknown, path: string): number {
+  if (typeof value === "number" && Number.isInteger(value) && value > 0) return value;
+  const m = typeof value === "string" ? /^(\d+)\s*(Ki|Mi|Gi|K|M|G)?$/.exec(value.trim()) : null;
+  // Zero is refused as a string too, as it is as a number.
+  if (!m || Number(m[1]) === 0) fail(path, 'a size such as "512Mi" or a number of bytes', value);
+  const unit = { "": 1, Ki: 1024, Mi: MiB, Gi: 1024 * MiB, K: 1e3, M: 1e6, G: 1e9 }[(m[2] ?? "") as "" | "Ki" | "Mi" | "Gi" | "K" | "M" | "G"];
+  return Number(m[1]) * unit;
+}
+
+function normalizeBaseUrl(value: string): string {
+  const trimmed = value.trim().replace(/^\/*/, "/").replace(/\/*$/, "/");
+  return trimmed === "//" ? "/" : trimmed;
+}
+
+/**
+ * The service's settings from a parsed config document and the environment (`KCE_SERVICE_TOKENS_DIR`,
+ * `KCE_SERVICE_PORT`, `KCE_SERVICE_RUNNER_IMAGE`, `JUPYTERHUB_SERVICE_PREFIX` as the base URL).
+ * @throws InvalidInputError naming the key that is wrong.
+ */
+export function resolveServiceConfig(doc: unknown, env: Record<string, string | undefined> = {}): ServiceConfig {
+  if (doc !== undefined && doc !== null && !isObject(doc)) fail("(document)", "a mapping", doc);
+  const root: Doc = isObject(doc) ? doc : {};
+  const d = DEFAULT_SERVICE_CONFIG;
+  const urlsDoc = section(root, "urls", "urls");
+  const limitsDoc = section(root, "limits", "limits");
+  const runnerDoc = section(root, "runner", "runner");
+  const providersDoc = section(root, "providers", "providers");
+  const enabled = pick(providersDoc, "enabled", "providers.enabled", d.providers.enabled as string[], isStrings, "a list of gh, gl, git");
+  for (const p of enabled) if (!["gh", "gl", "git"].includes(p)) fail("providers.enabled", "a list of gh, gl, git", enabled);
+  const providerBase = (id: "gh" | "gl"): string => {
+    const s = section(providersDoc, id, `providers.${id}`);
+    const base = pick(s, "baseUrl", `providers.${id}.baseUrl`, d.providers[id].baseUrl, isString, "a URL");
+    if (!/^https?:\/\/[^/]+/.test(base)) fail(`providers.${id}.baseUrl`, "an http(s) URL", base);
+    return base;
+  };
+  const port = env.KCE_SERVICE_PORT !== undefined ? Number(env.KCE_SERVICE_PORT) : pick(root, "port", "port", d.port, isPositive, "a port number");
+  if (!isPositive(port) || port > 65535) fail("port", "a port number", port);
+  const limits: ServiceLimits = {
+    maxRunning: pick(limitsDoc, "maxRunning", "limits.maxRunning", d.limits.maxRunning, isPositive, "a positive integer"),
+    maxPerRepository: pick(limitsDoc, "maxPerRepository", "limits.maxPerRepository", d.limits.maxPerRepository, isPositive, "a positive integer"),
+    maxQueued: pick(limitsDoc, "maxQueued", "limits.maxQueued", d.limits.maxQueued, isPositive, "a positive integer"),
+    maxRepoBytes: limitsDoc.maxRepoBytes === undefined ? d.limits.maxRepoBytes : parseBytes(limitsDoc.maxRepoBytes, "limits.maxRepoBytes"),
+    buildTimeoutSeconds: pick(limitsDoc, "buildTimeoutSeconds", "limits.buildTimeoutSeconds", d.limits.buildTimeoutSeconds, isPositive, "seconds"),
+    concurrentBuildsPerToken: pick(limitsDoc, "concurrentBuildsPerToken", "limits.concurrentBuildsPerToken", d.limits.concurrentBuildsPerToken, isPositive, "a positive integer"),
+    buildsPerTokenPerHour: pick(limitsDoc, "buildsPerTokenPerHour", "limits.buildsPerTokenPerHour", d.limits.buildsPerTokenPerHour, isPositive, "a positive integer"),
+  };
+  const resourcesDoc = section(runnerDoc, "resources", "runner.resources");
+  const runner: RunnerSettings = {
+    image: env.KCE_SERVICE_RUNNER_IMAGE ?? pick<string | null>(runnerDoc, "image", "runner.image", d.runner.image, isString, "an image reference"),
+    command: pick(runnerDoc, "command", "runner.command", d.runner.command, isStrings, "a list of strings"),
+    serviceAccountName: pick(runnerDoc, "serviceAccountName", "runner.serviceAccountName", d.runner.serviceAccountName, isString, "a name"),
+    ttlSecondsAfterFinished: pick(runnerDoc, "ttlSecondsAfterFinished", "runner.ttlSecondsAfterFinished", d.runner.ttlSecondsAfterFinished, isPositive, "seconds"),
+    userName: pick(runnerDoc, "userName", "runner.userName", d.runner.userName, isString, "a user name"),
+    userId: pick(runnerDoc, "userId", "runner.userId", d.runner.userId, isPositive, "a uid other than 0"),
+    resources: {
+      requests: pick(resourcesDoc, "requests", "runner.resources.requests", d.runner.resources.requests, isStringMap, "a mapping of strings"),
+      limits: pick(resourcesDoc, "limits", "runner.resources.limits", d.runner.resources.limits, isStringMap, "a mapping of strings"),
+    },
+    env: pick(runnerDoc, "env", "runner.env", d.runner.env, isStringMap, "a mapping of strings"),
+  };
+  const tokensDir = env.KCE_SERVICE_TOKENS_DIR ?? pick<string | null>(root, "tokensDir", "tokensDir", d.tokensDir, isString, "a directory");
+  return {
+    host: pick(root, "host", "host", d.host, isString, "an address"),
+    port,
+    baseUrl: normalizeBaseUrl(env.JUPYTERHUB_SERVICE_PREFIX ?? pick(root, "baseUrl", "baseUrl", d.baseUrl, isString, "a path")),
+    imagePrefix: pick(root, "imagePrefix", "imagePrefix", d.imagePrefix, isString, "an image name prefix"),
+    providers: { gh: { baseUrl: providerBase("gh") }, gl: { baseUrl: providerBase("gl") }, enabled: enabled as ProviderId[] },
+    urls: {
+      allowedSchemes: pick(urlsDoc, "allowedSchemes", "urls.allowedSchemes", d.urls.allowedSchemes, isStrings, "a list of schemes"),
+      allowedHosts: pick(urlsDoc, "allowedHosts", "urls.allowedHosts", d.urls.allowedHosts, isStrings, "a list of host patterns"),
+      allowedCidrs: pick(urlsDoc, "allowedCidrs", "urls.allowedCidrs", d.urls.allowedCidrs, isStrings, "a list of CIDR ranges"),
+      blockedCidrs: pick(urlsDoc, "blockedCidrs", "urls.blockedCidrs", d.urls.blockedCidrs, isStrings, "a list of CIDR ranges"),
+      blockedEndpoints: pick(urlsDoc, "blockedEndpoints", "urls.blockedEndpoints", d.urls.blockedEndpoints, isStrings, "a list of ip:port"),
+    },
+    tokensDir,
+    corsOrigins: pick(root, "corsOrigins", "corsOrigins", d.corsOrigins, isStrings, "a list of origins"),
+    limits,
+    runner,
+    lingerSeconds: pick(root, "lingerSeconds", "lingerSeconds", d.lingerSeconds, (v): v is number => typeof v === "number" && v >= 0, "seconds"),
+  };
+}
