@@ -133,7 +133,7 @@ class RpcProcess:
                 try:
                     reply = json.loads(raw)
                     replies = self._queues.get(reply.get("id"))
-                except (ValueError, AttributeError):
+                except (ValueError, AttributeError, TypeError):  # not JSON, not an object, an unhashable id
                     self._stderr_tail.append(f"(not a protocol line on stdout: {raw[:200]!r})")
                     continue
                 if replies is not None:
