@@ -17,7 +17,7 @@ export class UsageError extends Error {
   }
 }
 
-export type CommandName = "build" | "run" | "inspect" | "images" | "push" | "gc" | "rpc" | "version";
+export type CommandName = "build" | "run" | "inspect" | "images" | "push" | "gc" | "rpc" | "serve" | "version";
 
 export interface GlobalFlags {
   namespace?: string;
@@ -146,12 +146,27 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
     positionals: [0, 0],
     usage: "kce rpc\n  Serves the engine as line-delimited JSON on stdin/stdout (for the repo2docker adapter; see src/rpc/protocol.ts).",
   },
+  serve: {
+    options: {
+      "service-config": { type: "string" },
+      port: { type: "string" },
+      grace: { type: "string" },
+    },
+    positionals: [0, 0],
+    usage:
+      "kce serve [--service-config FILE] [--port N] [--grace 5m]\n" +
+      "  Runs the build service: BinderHub's build API (GET /build/<provider>/<spec>), /health, /versions, /metrics\n" +
+      "  and a page at /. Builds run repo2docker --engine kubernetes in runner Jobs (README \"Build service\").\n" +
+      "  --service-config FILE   YAML settings (default: $KCE_SERVICE_CONFIG)\n" +
+      "  --port N                listen port (default 8585)\n" +
+      "  --grace DURATION        on SIGTERM, how long open streams may go on (default 5m)",
+  },
   version: { options: {}, positionals: [0, 0], usage: "kce version" },
 };
 
 export const GLOBAL_USAGE =
   "Usage: kce <command> [flags]\n\n" +
-  "Commands: build, run, inspect, images, push, gc, rpc, version\n\n" +
+  "Commands: build, run, inspect, images, push, gc, rpc, serve, version\n\n" +
   "Flags for every command:\n" +
   "  -n, --namespace NS     namespace (default: the context's, else default)\n" +
   "      --context NAME     kubeconfig context\n" +

@@ -19,6 +19,7 @@ import {
 } from "./commands.js";
 import { createOutput } from "./output.js";
 import { rpcCommand } from "./rpc.js";
+import { serveCommand } from "./serve.js";
 import { engineOptions, readConfigFile } from "./settings.js";
 
 const HANDLERS = {
@@ -29,6 +30,7 @@ const HANDLERS = {
   push: pushCommand,
   gc: gcCommand,
   rpc: (cmd: ParsedCommand, ctx: CommandContext) => rpcCommand(cmd, ctx, version()),
+  serve: (cmd: ParsedCommand, ctx: CommandContext) => serveCommand(cmd, ctx, version()),
 } as const;
 
 function version(): string {

@@ -80,7 +80,8 @@ export function runnerJob(input: RunnerJobInput): V1Job {
   const env: V1EnvVar[] = [
     { name: "KCE_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
     { name: "HOME", value: "/work" },
-    { name: "TMPDIR", value: "/tmp" },
+    // The adapter spools the build context (the whole repository) into $TMPDIR: the work volume is sized for it.
+    { name: "TMPDIR", value: "/work/tmp" },
     ...Object.entries(input.env)
       .filter(([k]) => !["KCE_NAMESPACE", "HOME", "TMPDIR"].includes(k))
       .sort(([a], [b]) => a.localeCompare(b))

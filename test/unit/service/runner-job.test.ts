@@ -172,7 +172,7 @@ describe("runnerJob env", () => {
     expect(container({ env }).env).toEqual([
       { name: "KCE_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
       { name: "HOME", value: "/work" },
-      { name: "TMPDIR", value: "/tmp" },
+      { name: "TMPDIR", value: "/work/tmp" },
       ...extra.map(([name, value]) => ({ name, value })),
     ]);
   });

@@ -1,0 +1,234 @@
+// The build service on the real cluster, deployed from manifests/service/ with its image built by kce in the
+// cluster: the unmodified @jupyterhub/binderhub-client builds a Dockerfile repository from the tests' own git
+// server, builds are shared and resumable, bad input is refused before any pod, limits hold, and a build
+// outlives the service pod that started it.
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KubernetesEngine } from "../../../src/engine.js";
+import { env } from "../support/cluster-env.js";
+import { GitServer } from "../support/git-server.js";
+import { kubectl } from "../support/kubectl.js";
+import {
+  deployService,
+  dockerfileRepo,
+  gitSpec,
+  jobsOf,
+  readStream,
+  serviceImage,
+  servicePods,
+  undeployService,
+  waitReachable,
+  type Deployed,
+  type ReceivedEvent,
+} from "./helpers.js";
+
+const TOKEN = randomBytes(24).toString("hex");
+const OTHER_TOKEN = randomBytes(24).toString("hex");
+const MAX_REPO_BYTES = 2 * 1024 * 1024;
+
+let git: GitServer;
+let deployed: Deployed | undefined;
+let engine: KubernetesEngine;
+
+function buildUrl(spec: string, query = "build_only=true"): string {
+  return `${deployed?.url ?? ""}build/${spec}?${query}`;
+}
+
+/** Waits until a service pod other than `old` is ready and the Service answers through it. */
+async function replacementReady(old: string): Promise<void> {
+  const deadline = Date.now() + 180_000;
+  while (!(await servicePods()).some((p) => p.name !== old && p.ready && !p.deleting)) {
+    if (Date.now() > deadline) throw new Error("no replacement service pod became ready within 180 s");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await waitReachable(deployed?.url ?? "");
+}
+
+const isEnd = (e: ReceivedEvent): boolean => e.data.phase === "ready" || e.data.phase === "failed";
+const logIds = (events: ReceivedEvent[]): string[] => events.map((e) => e.id ?? "").filter((id) => /\/\d+$/.test(id));
+
+beforeAll(async () => {
+  const nodeIp = env("KCE_NODE_IP");
+  git = new GitServer(nodeIp);
+  await git.start();
+  const image = await serviceImage();
+  deployed = await deployService(
+    image,
+    {
+      imagePrefix: "kce-e2e-binder/",
+      urls: { allowedHosts: [nodeIp, "127.0.0.1", "localhost"] },
+      limits: { maxRunning: 2, maxPerRepository: 1, maxRepoBytes: MAX_REPO_BYTES, buildTimeoutSeconds: 600, concurrentBuildsPerToken: 8 },
+      runner: {
+        serviceAccountName: "kce",
+        resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "1Gi" } },
+        // The cluster's own builder images (no registry outside is reachable), as an air-gapped cluster sets them.
+        env: { KCE_KANIKO_IMAGE: env("KCE_KANIKO_IMAGE"), KCE_BUILDKIT_IMAGE: env("KCE_BUILDKIT_ROOTLESS_IMAGE") },
+      },
+      lingerSeconds: 30,
+    },
+    { e2e: TOKEN, other: OTHER_TOKEN },
+  );
+  engine = new KubernetesEngine({ namespace: "default" });
+}, 1_800_000);
+
+afterAll(async () => {
+  await undeployService(deployed);
+  await git?.stop();
+}, 300_000);
+
+describe("kce serve (deployed from manifests/service/)", () => {
+  it("answers /health, /versions and /metrics", async () => {
+    const health = await fetch(`${deployed?.url}health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true });
+    const versions = (await (await fetch(`${deployed?.url}versions`)).json()) as Record<string, unknown>;
+    expect(String(versions.binderhub)).toMatch(/kube-container-engine/);
+    expect(await (await fetch(`${deployed?.url}metrics`)).text()).toMatch(/# TYPE kce_service_builds_total counter/);
+  });
+
+  it("refuses requests without a token (401) or with a wrong one (403), creating nothing", async () => {
+    const repo = await git.push("auth-check", dockerfileRepo("auth"));
+    const before = await jobsOf("runner");
+    const none = await readStream(buildUrl(gitSpec(repo.url, "main")));
+    expect(none.status).toBe(401);
+    expect(none.events[0]?.data).toMatchObject({ phase: "failed", status_code: 401 });
+    const wrong = await readStream(buildUrl(gitSpec(repo.url, "main")), { token: "not-a-token" });
+    expect(wrong.status).toBe(403);
+    expect(wrong.events[0]?.data).toMatchObject({ phase: "failed", status_code: 403 });
+    expect(await jobsOf("runner")).toEqual(before);
+    expect(git.requestsFor("auth-check")).toEqual([]);
+  });
+
+  it.each([
+    ["a file:// URL", "file:///etc/passwd", 403, /scheme file/],
+    ["a loopback address", "http://127.0.0.1:8080/x.git", 403, /internal address/],
+    ["the API server's address", `https://${"NODE"}:6443/x.git`, 403, /API server/],
+  ])("refuses %s before any pod", async (_what, rawUrl, status, message) => {
+    const url = rawUrl.replace("NODE", env("KCE_NODE_IP"));
+    const before = await jobsOf("runner");
+    const result = await readStream(buildUrl(gitSpec(url, "main")), { token: TOKEN });
+    expect(result.events).toHaveLength(1);
+    expect(result.events[0]?.data).toMatchObject({ phase: "failed", status_code: status });
+    expect(String(result.events[0]?.data.message)).toMatch(message);
+    expect(await jobsOf("runner")).toEqual(before);
+  });
+
+  it("refuses a ref that does not exist (404), before any pod", async () => {
+    const repo = await git.push("no-such-ref", dockerfileRepo("ref"));
+    const before = await jobsOf("runner");
+    const result = await readStream(buildUrl(gitSpec(repo.url, "nope")), { token: TOKEN });
+    expect(result.events[0]?.data).toMatchObject({ phase: "failed", status_code: 404 });
+    expect(String(result.events[0]?.data.message)).toMatch(/Could not resolve ref/);
+    expect(await jobsOf("runner")).toEqual(before);
+  });
+
+  it("builds a Dockerfile repository; the image runs and prints what the Dockerfile baked in", async () => {
+    const marker = `built-${randomBytes(4).toString("hex")}`;
+    const repo = await git.push("hello", dockerfileRepo(marker));
+    const result = await readStream(buildUrl(gitSpec(repo.url, "main")), { token: TOKEN, stop: isEnd });
+    const phases = result.events.map((e) => e.data.phase);
+    expect(phases[0]).toBe("waiting");
+    expect(phases).toContain("building");
+    const ready = result.events.at(-1);
+    expect(ready?.data).toMatchObject({ phase: "ready", message: "Done! Image built\n" });
+    const image = String(ready?.data.imageName);
+    expect(image).toContain(`:${repo.commit}`);
+    const container = await engine.run(image, {});
+    const { exitCode } = await container.wait();
+    const output = await container.logs();
+    await container.remove();
+    expect(exitCode).toBe(0);
+    expect(output).toContain(marker);
+  });
+
+  it("answers an image that exists with ready at once, creating no pod", async () => {
+    const repo = await git.push("again", dockerfileRepo("again"));
+    await readStream(buildUrl(gitSpec(repo.url, "main")), { token: TOKEN, stop: isEnd });
+    const before = await jobsOf("runner");
+    const again = await readStream(buildUrl(gitSpec(repo.url, "main")), { token: OTHER_TOKEN, stop: isEnd });
+    expect(again.events.map((e) => e.data)).toEqual([
+      expect.objectContaining({ phase: "ready", message: "Done! Found built image\n" }),
+    ]);
+    expect(await jobsOf("runner")).toEqual(before);
+  });
+
+  it("two clients on one (repository, ref) share one build; a reconnect with Last-Event-ID gets the rest", async () => {
+    // (ids are "<build>/<position>"; a client that left after position p gets p+1… on reconnect)
+    const repo = await git.push("shared", dockerfileRepo("shared", "RUN for i in 1 2 3 4 5; do echo step $i; sleep 1; done\n"));
+    const url = buildUrl(gitSpec(repo.url, "main"));
+    const full = readStream(url, { token: TOKEN, stop: isEnd });
+    // The second client leaves after three log events and comes back with the id of the last one.
+    const partial = await readStream(url, { token: OTHER_TOKEN, stop: (_e, all) => logIds(all).length >= 3 });
+    const lastId = logIds(partial.events).at(-1) ?? "";
+    const rest = await readStream(url, { token: OTHER_TOKEN, lastEventId: lastId, stop: isEnd });
+    const whole = await full;
+    const seen = [...logIds(partial.events), ...logIds(rest.events)];
+    expect(seen, JSON.stringify({ partial: logIds(partial.events), rest: logIds(rest.events).slice(0, 5), lastId })).toEqual(logIds(whole.events));
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(rest.events.at(-1)?.data.phase).toBe("ready");
+    const runners = (await jobsOf("runner")).filter((name) => name === String(whole.events.at(-1)?.id).split("/")[0]);
+    expect(runners).toHaveLength(1);
+  });
+
+  it("refuses a repository over the size limit with a failed event; no builder pod", async () => {
+    const big = randomBytes(MAX_REPO_BYTES * 2);
+    const repo = await git.push("too-big", { ...dockerfileRepo("big"), "blob.bin": big });
+    const buildersBefore = await jobsOf("builder");
+    const result = await readStream(buildUrl(gitSpec(repo.url, "main")), { token: TOKEN, stop: isEnd });
+    const last = result.events.at(-1);
+    expect(last?.data.phase).toBe("failed");
+    expect(String(last?.data.message)).toMatch(/larger than the limit/);
+    expect(await jobsOf("builder")).toEqual(buildersBefore);
+  });
+
+  it("reports a failing build with the builder's last lines", async () => {
+    const repo = await git.push("fails", { Dockerfile: `FROM ${env("KCE_BASE_IMAGE")}\nRUN echo about-to-fail && exit 7\n` });
+    const result = await readStream(buildUrl(gitSpec(repo.url, "main")), { token: TOKEN, stop: isEnd });
+    const last = result.events.at(-1);
+    expect(last?.data.phase).toBe("failed");
+    expect(String(last?.data.message)).toMatch(/about-to-fail/);
+  });
+
+  it("holds the concurrency limit with many repositories: waiting shows positions, all finish", async () => {
+    const repos = await Promise.all([1, 2, 3, 4, 5].map((i) => git.push(`many-${i}`, dockerfileRepo(`many-${i}`, "RUN sleep 2\n"))));
+    let maxActive = 0;
+    let snapshot = "";
+    let watching = true;
+    const sampler = (async () => {
+      while (watching) {
+        // Runner pods whose container has not terminated: what the limit is about. (A Job's `active` count and a
+        // pod's phase lag behind: the kubelet sets the terminal phase only once the pod is torn down.)
+        const out = await kubectl(["-n", "kce", "get", "pods", "-l", "kube-container-engine/role=runner", "-o", "json"]);
+        type Pod = { metadata: { name: string }; status?: { phase?: string; containerStatuses?: Array<{ state?: { terminated?: object } }> } };
+        const items = (JSON.parse(out) as { items: Pod[] }).items;
+        const ended = (p: Pod): boolean => p.status?.phase === "Succeeded" || p.status?.phase === "Failed" || p.status?.containerStatuses?.[0]?.state?.terminated !== undefined;
+        const active = items.filter((p) => !ended(p));
+        if (active.length > maxActive) snapshot = JSON.stringify(items.map((p) => [p.metadata.name, p.status?.phase, p.status?.containerStatuses?.[0]?.state]));
+        maxActive = Math.max(maxActive, active.length);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    const results = await Promise.all(repos.map((r) => readStream(buildUrl(gitSpec(r.url, "main")), { token: TOKEN, stop: isEnd })));
+    watching = false;
+    await sampler;
+    for (const r of results) expect(r.events.at(-1)?.data.phase).toBe("ready");
+    const positions = results.flatMap((r) => r.events.filter((e) => e.data.phase === "waiting" && typeof e.data.position === "number"));
+    expect(positions.length).toBeGreaterThan(0);
+    expect(maxActive, snapshot).toBeLessThanOrEqual(2);
+  });
+
+  it("a build outlives the service pod that started it; the new pod reports it to a reconnecting client", async () => {
+    const repo = await git.push("survivor", dockerfileRepo("survivor", "RUN for i in $(seq 1 15); do echo tick $i; sleep 1; done\n"));
+    const url = buildUrl(gitSpec(repo.url, "main"));
+    const first = await readStream(url, { token: TOKEN, stop: (e) => /tick 2\b/.test(String(e.data.message)) });
+    const lastId = logIds(first.events).at(-1) ?? "";
+    const [old] = (await servicePods()).filter((p) => !p.deleting);
+    await kubectl(["-n", "kce", "delete", "pod", old?.name ?? "", "--grace-period=0", "--force", "--wait=false"]);
+    await replacementReady(old?.name ?? "");
+    const rest = await readStream(url, { token: TOKEN, lastEventId: lastId, stop: isEnd });
+    const seen = [...logIds(first.events), ...logIds(rest.events)];
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(rest.events.some((e) => /tick 15\b/.test(String(e.data.message)))).toBe(true);
+    expect(rest.events.at(-1)?.data.phase).toBe("ready");
+  });
+});
