@@ -3,6 +3,10 @@
 // server, builds are shared and resumable, bad input is refused before any pod, limits hold, and a build
 // outlives the service pod that started it.
 import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KubernetesEngine } from "../../../src/engine.js";
 import { env } from "../support/cluster-env.js";
@@ -141,6 +145,68 @@ describe("kce serve (deployed from manifests/service/)", () => {
     expect(output).toContain(marker);
   });
 
+  it("the unmodified @jupyterhub/binderhub-client builds a repository and gets ready with the image name", async () => {
+    // binderhub-client 0.5 is browser code: fetch-event-source uses window.fetch/setTimeout (Node has them on
+    // globalThis) and unregisters a document listener when closed. The client itself is imported as it is.
+    const g = globalThis as { window?: unknown; document?: unknown };
+    g.window ??= globalThis;
+    g.document ??= { hidden: false, addEventListener: () => undefined, removeEventListener: () => undefined };
+    const { BinderRepository } = await import("@jupyterhub/binderhub-client/client.js");
+    const marker = `client-${randomBytes(4).toString("hex")}`;
+    const repo = await git.push("client", dockerfileRepo(marker));
+    const binder = new BinderRepository(gitSpec(repo.url, "main"), new URL("build/", deployed?.url), { apiToken: TOKEN, buildOnly: true });
+    const seen: Array<{ phase?: string; message?: string; imageName?: string }> = [];
+    // As BinderHub's page does: close on ready/failed, and keep reading until the iterator ends, so a server
+    // that closed too early would show up as a "failed: Event stream closed unexpectedly" after ready.
+    for await (const event of binder.fetch() as AsyncIterable<{ phase?: string; message?: string; imageName?: string }>) {
+      seen.push(event);
+      if (event.phase === "ready" || event.phase === "failed") binder.close();
+    }
+    expect(seen.filter((e) => e.phase === "failed"), JSON.stringify(seen.slice(-3))).toEqual([]);
+    const ready = seen.at(-1);
+    expect(ready?.phase).toBe("ready");
+    const container = await engine.run(String(ready?.imageName), {});
+    await container.wait();
+    const output = await container.logs();
+    await container.remove();
+    expect(output).toContain(marker);
+  });
+
+  it("the page at / builds a repository in headless Chromium: log lines live, the image name at the end", async () => {
+    const marker = `page-${randomBytes(4).toString("hex")}`;
+    const repo = await git.push("page", dockerfileRepo(marker, "RUN for i in 1 2 3 4; do echo page-step $i; sleep 1; done\n"));
+    const profile = mkdtempSync(join(tmpdir(), "kce-chromium-"));
+    const browser = await chromium.launch({
+      executablePath: process.env.KCE_CHROMIUM ?? "/usr/bin/chromium",
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(deployed?.url ?? "");
+      await page.fill("#repo", repo.url);
+      await page.fill("#ref", "main");
+      await page.fill("#token", TOKEN);
+      await page.click("#build");
+      // Live: the builder's lines are on the page while the build still runs (no image name yet).
+      await page.waitForFunction('(document.getElementById("log")?.textContent ?? "").includes("page-step 1")', undefined, { timeout: 120_000 });
+      const resultHiddenWhileBuilding = await page.locator("#result").isHidden();
+      await page.waitForSelector("#result:not([hidden])", { timeout: 180_000 });
+      const image = (await page.textContent("#image")) ?? "";
+      const status = (await page.textContent("#status")) ?? "";
+      const log = (await page.textContent("#log")) ?? "";
+      const shots = join(process.cwd(), "test-results");
+      mkdirSync(shots, { recursive: true });
+      await page.screenshot({ path: join(shots, "service-page.png"), fullPage: true });
+      expect(resultHiddenWhileBuilding).toBe(true);
+      expect(status).toBe("Built.");
+      expect(image).toContain(`:${repo.commit}`);
+      expect(log).toMatch(/page-step 4/);
+    } finally {
+      await browser.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
   it("answers an image that exists with ready at once, creating no pod", async () => {
     const repo = await git.push("again", dockerfileRepo("again"));
     await readStream(buildUrl(gitSpec(repo.url, "main")), { token: TOKEN, stop: isEnd });
@@ -215,6 +281,30 @@ describe("kce serve (deployed from manifests/service/)", () => {
     const positions = results.flatMap((r) => r.events.filter((e) => e.data.phase === "waiting" && typeof e.data.position === "number"));
     expect(positions.length).toBeGreaterThan(0);
     expect(maxActive, snapshot).toBeLessThanOrEqual(2);
+  });
+
+  it("on SIGTERM the service pod takes no new builds but its open stream follows its build to the end", async () => {
+    const repo = await git.push("draining", dockerfileRepo("draining", "RUN for i in $(seq 1 8); do echo drain $i; sleep 1; done\n"));
+    const url = buildUrl(gitSpec(repo.url, "main"));
+    const ids: string[] = [];
+    let deleted = false;
+    const [old] = (await servicePods()).filter((p) => !p.deleting);
+    const result = await readStream(url, {
+      token: TOKEN,
+      stop: (e) => {
+        if (e.id) ids.push(e.id);
+        if (!deleted && /drain 1\b/.test(String(e.data.message))) {
+          deleted = true;
+          // A graceful delete (SIGTERM): the stream must go on on the old pod.
+          void kubectl(["-n", "kce", "delete", "pod", old?.name ?? "", "--wait=false"]);
+        }
+        return isEnd(e);
+      },
+    });
+    expect(deleted).toBe(true);
+    expect(result.events.at(-1)?.data.phase).toBe("ready");
+    expect(result.events.some((e) => /drain 8\b/.test(String(e.data.message)))).toBe(true);
+    await replacementReady(old?.name ?? "");
   });
 
   it("a build outlives the service pod that started it; the new pod reports it to a reconnecting client", async () => {
