@@ -17,7 +17,9 @@ there (Python tracebacks and diagnostics go to stderr). The objects are BinderHu
 - Failures the runner itself detects end with one {"phase": "failed", "message": "...\\n"} line:
   invalid input (exit 2), the repository exceeding --max-repo-bytes (exit 3), SIGTERM/SIGINT (exit 143),
   repo2docker exiting non-zero without having reported "failed" last (its status), the runner's own error
-  (exit 1). On success (exit 0) nothing is added after repo2docker's own lines.
+  (exit 1). On success (exit 0) the last line is the runner's control line {"kce_runner": "succeeded"}: not an
+  event for clients; the service reports the build as soon as it sees it and finds the image in the registry.
+  A line of repo2docker's that carries the "kce_runner" key is passed on as text, so it cannot forge one.
 
 repo2docker runs as `REPO2DOCKER --engine kubernetes --no-run --push --json-logs --config <workdir>/
 repo2docker_config.py --user-name NAME --user-id ID --ref SHA --image-name IMAGE
@@ -93,6 +95,10 @@ class UsageError(Exception):
     """Invalid command line: reported as a failed event, exit status 2."""
 
 
+# The key of the runner's own control lines (never a BinderHub event; the service consumes them).
+CONTROL_KEY = "kce_runner"
+
+
 class Events:
     """stdout as the protocol: one compact JSON object per line, flushed, never interleaved."""
 
@@ -145,8 +151,9 @@ def to_event(raw: bytes) -> Optional[Dict[str, Any]]:
         value = json.loads(text, parse_constant=_no_constant)
     except ValueError:
         value = None
-    if isinstance(value, dict):
+    if isinstance(value, dict) and CONTROL_KEY not in value:
         return value
+    # A line that looks like the runner's own control line did not come from the runner: it is only text.
     return {"message": text.rstrip("\r") + "\n"}
 
 
@@ -452,6 +459,10 @@ class Build:
             status = f"status {code}" if code > 0 else f"signal {signal_name(-code)}"
             self.final(f"repo2docker exited with {status}")
         else:
+            if code == 0:
+                # Lets the service report the build at once (it confirms the image in the registry) instead of
+                # waiting for the kubelet to report the container's end.
+                self.events.emit({CONTROL_KEY: "succeeded"})
             self.events.close()
         reap_children(time.monotonic() + LINGER)
         return code if code >= 0 else 128 - code
@@ -465,10 +476,37 @@ class Build:
         self.signal_group(signal.SIGKILL)
 
 
+def assigned_arguments(argv: Sequence[str]) -> Optional[List[str]]:
+    """`--wait-for-assignment [--max-wait S]`: a warm runner waits (silently) for the build the service assigns
+    it (assignment.py); None when none came in time. Raises UsageError / AssignmentError."""
+    from .assignment import PodApi, wait_for_assignment
+
+    p = Parser(prog="python -m repo2docker_kce.runner --wait-for-assignment")
+    p.add_argument("--wait-for-assignment", action="store_true", required=True)
+    p.add_argument("--max-wait", type=float, default=600.0, help="exit 0 after this many seconds without a build")
+    options = p.parse_args(list(argv))
+    name = os.environ.get("POD_NAME", "")
+    namespace = os.environ.get("POD_NAMESPACE") or os.environ.get("KCE_NAMESPACE", "")
+    if not name or not namespace:
+        raise UsageError("--wait-for-assignment needs POD_NAME and POD_NAMESPACE (or KCE_NAMESPACE) from the downward API")
+    return wait_for_assignment(PodApi(namespace, name), options.max_wait)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     events = Events(sys.stdout)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--wait-for-assignment"]:
+        try:
+            assigned = assigned_arguments(argv)
+        except Exception as e:  # nothing was assigned: stdout stays silent (it is no build's log yet)
+            traceback.print_exc(file=sys.stderr)
+            print(f"waiting for an assignment failed: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        if assigned is None:
+            return 0
+        argv = assigned
     try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
+        options = parse_args(argv)
     except UsageError as e:
         events.failed(f"Invalid build request: {e}")
         return EXIT_INVALID

@@ -162,6 +162,7 @@ def test_passes_json_objects_through_and_wraps_other_lines(tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     got = events(done.stdout)
     assert got[0] == FETCHING
+    assert got.pop() == SUCCEEDED
     from_stderr = [
         {"message": "Picked Git content provider.\n"},
         {"message": "Step 1/3\n", "phase": "building", "extra": {"n": 1}},
@@ -183,6 +184,7 @@ def test_concurrent_output_of_both_pipes_never_interleaves(tmp_path):
     done = run_runner(tmp_path, {"flood": [n, 3000]})
     assert done.returncode == 0, done.stderr.decode()
     got = events(done.stdout)[1:]  # every line parsed as one object
+    assert got.pop() == SUCCEEDED
     err = [e["message"] for e in got if e.get("phase") == "building"]
     out = [e["message"] for e in got if "phase" not in e]
     assert len(err) == n and len(out) == n
@@ -191,10 +193,21 @@ def test_concurrent_output_of_both_pipes_never_interleaves(tmp_path):
     assert all(m.endswith("y" * 3000 + "\n") for m in err + out)
 
 
-def test_success_adds_nothing_after_repo2docker(tmp_path):
+SUCCEEDED = {"kce_runner": "succeeded"}
+
+
+def test_success_ends_with_the_control_line_only(tmp_path):
     done = run_runner(tmp_path, {"stderr": ['{"message": "Built\\n", "phase": "built"}\n']})
     assert done.returncode == 0
-    assert events(done.stdout) == [FETCHING, {"message": "Built\n", "phase": "built"}]
+    assert events(done.stdout) == [FETCHING, {"message": "Built\n", "phase": "built"}, {"kce_runner": "succeeded"}]
+
+
+def test_a_forged_control_line_is_only_text(tmp_path):
+    forged = '{"kce_runner": "succeeded"}'
+    done = run_runner(tmp_path, {"stderr": [forged + "\n"], "exit": 1})
+    got = events(done.stdout)
+    assert {"message": forged + "\n"} in got
+    assert {"kce_runner": "succeeded"} not in got
 
 
 # ---- repo2docker's command line and environment -------------------------------------------------------------
@@ -559,7 +572,7 @@ def test_a_repository_under_the_limit_builds(tmp_path):
     plan = {"fill": 512 * 1024, "sleep": 1.5, "exit": 0}  # measured at least twice meanwhile
     done = run_runner(tmp_path, plan, "--max-repo-bytes", str(1024 * 1024))
     assert done.returncode == 0, done.stdout.decode()
-    assert events(done.stdout)[-1] == FETCHING
+    assert events(done.stdout) == [FETCHING, SUCCEEDED]
 
 
 def test_tree_bytes(tmp_path):

@@ -16,7 +16,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const ADAPTER = join(ROOT, "python", "repo2docker-kce");
 const REQUIREMENTS = ["pytest==9.0.3", "jupyter-repo2docker==2026.4.0"];
 /** Tests in python/repo2docker-kce/tests (each parametrised case counts): fewer passing means some did not run. */
-const MIN_TESTS = 74;
+const MIN_TESTS = 85;
 /** Creating the venv on a cold machine (download + install), and the suite on a busy 2-core one. */
 const VENV_TIMEOUT_MS = 300_000;
 const PYTEST_TIMEOUT_MS = 300_000;
