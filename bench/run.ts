@@ -14,6 +14,7 @@ import { benchUpload } from "./p2-upload.js";
 import { benchCache } from "./p3-cache.js";
 import { benchRun } from "./p4-run.js";
 import { benchConcurrency } from "./p5-concurrency.js";
+import { benchService } from "./p6-service.js";
 import { table, type Row } from "./report.js";
 
 const SUITES: Record<string, (b: Bench) => Promise<Row[]>> = {
@@ -22,6 +23,7 @@ const SUITES: Record<string, (b: Bench) => Promise<Row[]>> = {
   P3: benchCache,
   P4: benchRun,
   P5: benchConcurrency,
+  P6: benchService,
 };
 
 function options(): BenchOptions {
@@ -36,7 +38,7 @@ function options(): BenchOptions {
   const reps = values.reps !== undefined ? Number(values.reps) : quick ? 1 : 5;
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps ${values.reps}: a positive integer`);
   const only = new Set((values.only ?? Object.keys(SUITES).join(",")).split(",").map((s) => s.trim().toUpperCase()));
-  for (const id of only) if (!SUITES[id]) throw new Error(`--only: unknown benchmark ${id} (P1…P5)`);
+  for (const id of only) if (!SUITES[id]) throw new Error(`--only: unknown benchmark ${id} (P1…P6)`);
   return { quick, reps, only };
 }
 

@@ -350,16 +350,16 @@ export class BuildService {
   private startSession(entry: BuildEntry, release: Release): void {
     const session = new BuildSession(entry.name, entry.imageName, {
       api: this.deps.api,
+      imageExists: this.deps.imageExists,
       pullGraceSeconds: this.deps.graces.pullGraceSeconds,
       unschedulableGraceSeconds: this.deps.graces.unschedulableGraceSeconds,
       log: this.deps.log,
     });
     entry.session = session;
     this.notify(entry);
-    void session.follow().then(() => {
-      release();
-      this.finishEntry(entry, session.outcome ?? { ok: false, message: "unknown" });
-    });
+    // Clients hear the outcome as soon as it is known; the slot is free once the runner pod has ended.
+    void session.result().then((outcome) => this.finishEntry(entry, outcome));
+    void session.follow().then(release);
   }
 
   private finishEntry(entry: BuildEntry, outcome: BuildOutcome): void {

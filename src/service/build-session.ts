@@ -8,7 +8,7 @@
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { CancelledError, DeadlineExceededError } from "../errors.js";
 import type { KubeApi } from "../kube/api.js";
-import { containerStarted } from "../kube/logs.js";
+import { containerStarted, containerTerminated } from "../kube/logs.js";
 import { waitFor } from "../kube/watch.js";
 import { builderResultOf } from "../pods/builder-status.js";
 import type { StatusOptions } from "../pods/status.js";
@@ -25,6 +25,8 @@ export type SessionItem = { kind: "event"; position: number; event: RunnerEvent 
 
 export interface SessionDeps {
   api: KubeApi;
+  /** Whether the registry holds the image (confirms the runner's "succeeded" before the kubelet reports the end). */
+  imageExists: (image: string) => Promise<boolean>;
   now?: () => Date;
   /** How long a pod may report image-pull errors / stay unschedulable before the build fails, s. */
   pullGraceSeconds: number;
@@ -34,8 +36,13 @@ export interface SessionDeps {
 
 /** How often to re-check that the Job still exists while its pod has not started, ms. */
 const POD_APPEAR_CHECK_MS = 5_000;
+/** How long a runner that reported success may take to end before its slot is freed anyway, ms. */
+const ENDED_WAIT_MS = 60_000;
 /** Lines of the runner's output quoted in a failure. */
 const FAILURE_TAIL_LINES = 12;
+
+/** The key of the runner's own control lines (`{"kce_runner": "succeeded"}`): not events for clients. */
+export const CONTROL_KEY = "kce_runner";
 
 /** Parses one runner log line; text that is not a JSON object is passed on as a message. */
 export function parseRunnerLine(text: string): RunnerEvent {
@@ -94,7 +101,15 @@ export class BuildSession {
     return this.outcomeValue;
   }
 
-  /** Starts following the build (once); resolves when it ended. Never rejects. */
+  /** Resolves with the outcome as soon as it is known (the runner pod may still be ending). */
+  result(): Promise<BuildOutcome> {
+    return (async () => {
+      for await (const item of this.read(Number.MAX_SAFE_INTEGER - 1)) if (item.kind === "end") return item.outcome;
+      return this.outcomeValue ?? { ok: false, message: "the service stopped following the build\n" };
+    })();
+  }
+
+  /** Starts following the build (once); resolves when its runner pod ended. Never rejects. */
   follow(): Promise<void> {
     this.running ??= this.run().catch((err: unknown) => {
       if (err instanceof CancelledError && this.stop.signal.aborted) return;
@@ -169,9 +184,20 @@ export class BuildSession {
     if (pod === null) return;
     const podName = pod.metadata?.name ?? "";
     for await (const line of this.deps.api.followLogs({ pod: podName, container: RUNNER_CONTAINER, signal })) {
-      this.push(parseRunnerLine(line.text));
+      const event = parseRunnerLine(line.text);
+      if (!(CONTROL_KEY in event)) {
+        this.push(event);
+        continue;
+      }
+      // The runner says it succeeded: with the image in the registry that is the result, a second or so
+      // before the kubelet reports the container's end. Without it, the pod's final state decides.
+      if (event[CONTROL_KEY] === "succeeded" && (await this.deps.imageExists(this.imageName).catch(() => false))) {
+        this.finish({ ok: true });
+        break;
+      }
     }
-    await this.settle(podName, signal);
+    if (this.outcomeValue === null) await this.settle(podName, signal);
+    else await this.waitEnded(podName, signal);
   }
 
   /** Waits for the runner container to start; null when the build already ended (failure recorded). */
@@ -203,6 +229,23 @@ export class BuildSession {
         this.finish({ ok: false, message: failureMessage(ended, this.events) });
         return null;
       }
+    }
+  }
+
+  /** Waits (bounded) until the runner's container ended: the build's slot is free only then. */
+  private async waitEnded(podName: string, signal: AbortSignal): Promise<void> {
+    const watch = this.deps.api.pods.watch({ fieldSelector: `metadata.name=${podName}` });
+    try {
+      await waitFor(watch, (pod) => containerTerminated(pod, RUNNER_CONTAINER), {
+        signal,
+        name: podName,
+        absentIsDeleted: true,
+        timeoutMs: ENDED_WAIT_MS,
+        description: `the runner pod ${podName} to end`,
+      });
+    } catch (err) {
+      if (!(err instanceof DeadlineExceededError)) throw err;
+      this.deps.log(`the runner pod ${podName} still runs ${ENDED_WAIT_MS / 1000} s after its build succeeded`);
     }
   }
 

@@ -1,5 +1,16 @@
 /** The build service's metrics at `/metrics` (Prometheus text format). */
+import { readFileSync } from "node:fs";
 import { Counter, Gauge, Histogram, MetricsRegistry } from "./metrics.js";
+
+/** The process's peak resident memory (VmHWM), bytes; NaN where /proc is missing. */
+function peakResidentBytes(): number {
+  try {
+    const kib = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+    return kib === undefined ? Number.NaN : Number(kib) * 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 const BUILD_BUCKETS = [10, 30, 60, 120, 300, 600, 1800, 3600];
 const QUEUE_BUCKETS = [0.1, 1, 5, 15, 60, 300, 900];
@@ -19,6 +30,8 @@ export class ServiceMetrics {
   constructor() {
     this.registry.add(new Gauge("kce_service_queue_length", "Builds waiting for a slot", () => this.readers.queueLength()));
     this.registry.add(new Gauge("kce_service_running_builders", "Builds running (runner Jobs) counted by this service", () => this.readers.running()));
+    this.registry.add(new Gauge("process_resident_memory_bytes", "Resident memory of the service process", () => process.memoryUsage().rss));
+    this.registry.add(new Gauge("kce_service_peak_resident_memory_bytes", "Peak resident memory of the service process (VmHWM)", peakResidentBytes));
   }
 
   /** Connects the gauges to the queue they read. */

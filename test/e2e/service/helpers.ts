@@ -2,8 +2,8 @@
 // service deployed from manifests/service/ through an overlay (the image, a token Secret, the tests' settings)
 // exactly as a user would, a raw event-stream reader, and the unmodified @jupyterhub/binderhub-client.
 import { execFile } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import yaml from "js-yaml";
 import { env, uniqueName } from "../support/cluster-env.js";
@@ -11,7 +11,13 @@ import { kubectl } from "../support/kubectl.js";
 
 const run = promisify(execFile);
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
+/** The repository (also when this file runs compiled elsewhere, as bench/ does). */
+export const ROOT = ((): string => {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, "scripts", "service-image")) && existsSync(join(dir, "manifests", "service"))) return dir;
+  }
+  return resolve(import.meta.dirname, "../../..");
+})();
 export const NAMESPACE = "kce";
 
 /** Builds the service image with kce in the cluster (cached by content) and returns its reference. */

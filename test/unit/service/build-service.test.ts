@@ -164,6 +164,46 @@ describe("BuildService", () => {
     expect(h.cluster.calls.filter((c) => c.startsWith("create"))).toHaveLength(1);
   });
 
+  it("reports ready on the runner's success line once the image is in the registry, before the pod ends; the slot is held until it ends", async () => {
+    const h = harness({ limits: { maxRunning: 1 } });
+    const image = imageName("reg.example:5000/binder/", REPO_A, COMMIT_A);
+    h.cluster.onJobCreated = (job) => {
+      const name = job.metadata?.name ?? "";
+      h.cluster.putPod(jobPod(name, RUNNER_CONTAINER, "running"));
+      h.existing.add(image);
+      h.cluster.appendLog(`${name}-pod`, LINES[0] as string, '{"kce_runner":"succeeded"}');
+    };
+    const events = await collect(h.service.build(request(SPEC_A)));
+    expect(events.at(-1)?.data).toMatchObject({ phase: "ready", imageName: image });
+    expect(events.some((e) => "kce_runner" in e.data)).toBe(false);
+    // The pod still runs: a second build waits for the slot.
+    const second: ServiceEvent[] = [];
+    const done = (async () => {
+      for await (const e of h.service.build(request(SPEC_B, { tokenName: "t2" }))) second.push(e);
+    })();
+    await waitUntil(() => second.some((e) => e.data.position === 1));
+    expect(h.cluster.calls.filter((c) => c.startsWith("create jobs/"))).toHaveLength(1);
+    runnerPlays(h.cluster, LINES);
+    h.cluster.putPod(jobPod(NAME_A, RUNNER_CONTAINER, { exitCode: 0 }));
+    await done;
+    expect(second.at(-1)?.data.phase).toBe("ready");
+  });
+
+  it("does not trust the runner's success line without the image in the registry", async () => {
+    const h = harness();
+    h.cluster.onJobCreated = (job) => {
+      const name = job.metadata?.name ?? "";
+      h.cluster.putPod(jobPod(name, RUNNER_CONTAINER, "running"));
+      h.cluster.appendLog(`${name}-pod`, '{"kce_runner":"succeeded"}');
+      setTimeout(() => {
+        h.cluster.putPod(jobPod(name, RUNNER_CONTAINER, { exitCode: 1 }));
+        h.cluster.endLog(`${name}-pod`);
+      }, 20);
+    };
+    const events = await collect(h.service.build(request(SPEC_A)));
+    expect(events.at(-1)?.data.phase).toBe("failed");
+  });
+
   it("answers a request after a finished build from the registry, not by replaying the build", async () => {
     const h = harness();
     runnerPlays(h.cluster, LINES);
