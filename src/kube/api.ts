@@ -3,7 +3,7 @@
  * value (`get` → null, `deleteIfExists` → false) instead of a status code every caller re-checks. Code outside
  * `src/kube/` calls the cluster through a {@link KubeApi}; tests pass a fake cluster with the same shape.
  */
-import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "./client.js";
 import { followLogs, type FollowLogsOptions, type LogLine } from "./logs.js";
@@ -26,6 +26,11 @@ export interface ResourceVerbs<T> {
   get(name: string, options?: { signal?: AbortSignal }): Promise<T | null>;
   /** The objects matching a label selector. */
   list(labelSelector: string, options?: { signal?: AbortSignal }): Promise<T[]>;
+  /**
+   * Applies a JSON merge patch; a `metadata.resourceVersion` in it makes the patch conditional (409 when the
+   * object changed since). Null when there is no such object.
+   */
+  patch(name: string, patch: object, options?: { signal?: AbortSignal }): Promise<T | null>;
   /** True when the object existed (its deletion has begun), false when there was none. */
   deleteIfExists(name: string, options?: DeleteOptions): Promise<boolean>;
   /** A watch of the objects matching a label selector (and optionally a field selector). */
@@ -69,6 +74,11 @@ async function falseIfNotFound(request: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** The call's options with the merge-patch content type added (client-node sends JSON patch otherwise). */
+function mergePatch(options: Parameters<typeof setHeaderOptions>[2]): Parameters<typeof setHeaderOptions>[2] {
+  return setHeaderOptions("Content-Type", PatchStrategy.MergePatch, options);
+}
+
 const signalOf = (options?: { signal?: AbortSignal }): { signal?: AbortSignal } => (options?.signal ? { signal: options.signal } : {});
 
 /** {@link KubeApi} over a real {@link KubeClient}. */
@@ -84,6 +94,10 @@ export class ClusterApi implements KubeApi {
       get: (name, o) => nullIfNotFound(c.call("get", "pods", (x) => c.core.readNamespacedPod({ name, namespace }, x), { name, ...signalOf(o) })),
       list: async (labelSelector, o) =>
         (await c.call("list", "pods", (x) => c.core.listNamespacedPod({ namespace, labelSelector }, x), signalOf(o))).items,
+      patch: (name, body, o) =>
+        nullIfNotFound(
+          c.call("patch", "pods", (x) => c.core.patchNamespacedPod({ name, namespace, body }, mergePatch(x)), { name, ...signalOf(o) }),
+        ),
       deleteIfExists: (name, o) =>
         falseIfNotFound(
           c.call("delete", "pods", (x) => c.core.deleteNamespacedPod({ name, namespace, ...deleteBody(o) }, x), { name, ...signalOf(o) }),
@@ -95,6 +109,10 @@ export class ClusterApi implements KubeApi {
       get: (name, o) => nullIfNotFound(c.call("get", "jobs", (x) => c.batch.readNamespacedJob({ name, namespace }, x), { name, ...signalOf(o) })),
       list: async (labelSelector, o) =>
         (await c.call("list", "jobs", (x) => c.batch.listNamespacedJob({ namespace, labelSelector }, x), signalOf(o))).items,
+      patch: (name, body, o) =>
+        nullIfNotFound(
+          c.call("patch", "jobs", (x) => c.batch.patchNamespacedJob({ name, namespace, body }, mergePatch(x)), { name, ...signalOf(o) }),
+        ),
       deleteIfExists: (name, o) =>
         falseIfNotFound(
           c.call("delete", "jobs", (x) => c.batch.deleteNamespacedJob({ name, namespace, ...deleteBody(o) }, x), { name, ...signalOf(o) }),

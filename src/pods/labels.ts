@@ -10,7 +10,7 @@ export const MANAGED_BY = "kube-container-engine";
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 /** The engine instance that created the object (several engines may share a namespace). */
 export const LABEL_INSTANCE = "kube-container-engine/instance";
-/** `builder`, `container` or `runner` (a build service's repo2docker Job). */
+/** `builder`, `container`, `runner` (a build service's repo2docker Job) or `spare` (a warm runner waiting for a build). */
 export const LABEL_ROLE = "kube-container-engine/role";
 
 /** RFC 3339 time the client created the object (gc reads it; the server's creationTimestamp is the fallback). */
@@ -21,7 +21,7 @@ export const ANNOTATION_IMAGE = "kube-container-engine/image";
 export const ANNOTATION_REMOVE = "kube-container-engine/remove";
 
 /** What an object is for. */
-export type Role = "builder" | "container" | "runner";
+export type Role = "builder" | "container" | "runner" | "spare";
 
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 const LABEL_NAME = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -127,7 +127,7 @@ export function isManagedByUs(object: ObjectMetaLike, instance?: string): boolea
 /** The object's role label; null when absent or unknown. */
 export function roleOf(object: ObjectMetaLike): Role | null {
   const role = object.metadata?.labels?.[LABEL_ROLE];
-  return role === "builder" || role === "container" || role === "runner" ? role : null;
+  return role === "builder" || role === "container" || role === "runner" || role === "spare" ? role : null;
 }
 
 /**

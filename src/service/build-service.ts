@@ -14,7 +14,8 @@ import type { ServiceMetrics } from "./service-metrics.js";
 import { buildName, imageName } from "./naming.js";
 import { parseRepoSpec, SpecError, type RepoSpec } from "./providers.js";
 import { BuildQueue, type Release } from "./queue.js";
-import { ANNOTATION_COMMIT, ANNOTATION_REPOSITORY, runnerJob } from "./runner-job.js";
+import { ANNOTATION_REPOSITORY, runnerArgs, runnerJob, type RunnerBuild, type RunnerPodSettings } from "./runner-job.js";
+import type { SparePool } from "./spare-runners.js";
 import type { CheckedUrl, UrlChecker } from "./url-policy.js";
 import { ANNOTATION_IMAGE } from "../pods/labels.js";
 import { jobStateOf } from "../pods/builder-status.js";
@@ -52,6 +53,8 @@ export interface BuildServiceDeps {
   /** Engine settings handed to the runner (KCE_*). */
   runnerEnv: Record<string, string>;
   instance: string;
+  /** Warm runners to claim before starting a pod (none: every build starts its own). */
+  spares?: SparePool;
   metrics: ServiceMetrics;
   graces: { pullGraceSeconds: number; unschedulableGraceSeconds: number };
   log: (message: string) => void;
@@ -167,6 +170,14 @@ export class BuildService {
       if (running) {
         this.deps.metrics.requests.inc({ result: "joined" });
         yield* this.follow(running, req, after);
+        return;
+      }
+      // Another request for the same build may have got here during the awaits above: join it, never
+      // queue the same build twice (nothing awaits between this check and the entry's creation).
+      const meanwhile = this.entries.get(name);
+      if (meanwhile && !this.finished(meanwhile)) {
+        this.deps.metrics.requests.inc({ result: "joined" });
+        yield* this.follow(meanwhile, req, after);
         return;
       }
       const entry = this.enqueue(name, image, repo, checked, commit, req.tokenName);
@@ -317,31 +328,52 @@ export class BuildService {
     return entry;
   }
 
-  private async createRunner(entry: BuildEntry, checked: CheckedUrl, commit: string): Promise<void> {
+  /** How runner pods run (shared by the Jobs and the warm spares). */
+  async podSettings(): Promise<RunnerPodSettings> {
     const c = this.deps.config;
-    const job = runnerJob({
-      name: entry.name,
+    return {
       namespace: this.deps.api.namespace,
       runnerImage: await this.deps.runnerImage(),
       command: c.runner.command,
+      serviceAccountName: c.runner.serviceAccountName,
+      env: { ...this.deps.runnerEnv, ...c.runner.env },
+      resources: c.runner.resources,
+      maxRepoBytes: c.limits.maxRepoBytes,
+      instance: this.deps.instance,
+      createdAt: new Date((this.deps.now ?? Date.now)()),
+    };
+  }
+
+  private async createRunner(entry: BuildEntry, checked: CheckedUrl, commit: string): Promise<void> {
+    const c = this.deps.config;
+    const settings = await this.podSettings();
+    const build: RunnerBuild = {
+      name: entry.name,
       repoUrl: checked.url,
       commit,
       imageName: entry.imageName,
       resolve: checked.resolve,
-      maxRepoBytes: c.limits.maxRepoBytes,
-      deadlineSeconds: c.limits.buildTimeoutSeconds,
-      ttlSecondsAfterFinished: c.runner.ttlSecondsAfterFinished,
-      serviceAccountName: c.runner.serviceAccountName,
       userName: c.runner.userName,
       userId: c.runner.userId,
-      env: { ...this.deps.runnerEnv, ...c.runner.env },
-      resources: c.runner.resources,
-      instance: this.deps.instance,
-      createdAt: new Date((this.deps.now ?? Date.now)()),
+    };
+    // A warm spare claimed first becomes the Job's pod (the Job adopts it): no wait for a pod to start.
+    const claimed = await (this.deps.spares?.claim(build, runnerArgs(build, c.limits.maxRepoBytes)) ?? Promise.resolve(null)).catch(
+      (err: unknown) => {
+        this.deps.log(`no warm runner for ${entry.name}: ${err instanceof Error ? err.message : String(err)}`);
+        return null;
+      },
+    );
+    const job = runnerJob({
+      ...settings,
+      ...build,
+      deadlineSeconds: c.limits.buildTimeoutSeconds,
+      ttlSecondsAfterFinished: c.runner.ttlSecondsAfterFinished,
     });
     try {
       await this.deps.api.jobs.create(job);
     } catch (err) {
+      // The spare must not run a build of its own: with 409 the other Job would even adopt it.
+      if (claimed !== null) await this.deps.api.pods.deleteIfExists(claimed, { gracePeriodSeconds: 0 }).catch(() => false);
       // Another replica started the same build a moment ago: follow that one.
       if (!isStatus(err, 409)) throw err;
     }
@@ -385,10 +417,9 @@ export class BuildService {
       while (entry.session === null && entry.startError === null) {
         if (entry.position !== null && entry.position !== told) {
           told = entry.position;
-          const ahead = told - 1;
           yield {
             id: `${entry.name}/${after}`,
-            data: { phase: "waiting", position: told, message: `Waiting for a build slot: ${ahead} build${ahead === 1 ? "" : "s"} ahead in the queue\n` },
+            data: { phase: "waiting", position: told, message: `Waiting for a free build slot: position ${told} in the queue\n` },
           };
         }
         await this.changeOf(entry, req.signal);

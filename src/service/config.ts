@@ -35,6 +35,10 @@ export interface RunnerSettings {
   resources: { requests: Record<string, string>; limits: Record<string, string> };
   /** Extra environment of the engine in the runner, e.g. KCE_BUILDER. */
   env: Record<string, string>;
+  /** Runner pods kept started ahead of demand (a build claims one instead of waiting for a pod); 0: none. */
+  warmSpares: number;
+  /** A spare not claimed within this many seconds exits and is replaced. */
+  spareMaxWaitSeconds: number;
 }
 
 export interface ServiceConfig {
@@ -91,6 +95,8 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
     userId: 1000,
     resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
     env: {},
+    warmSpares: 1,
+    spareMaxWaitSeconds: 600,
   },
   lingerSeconds: 60,
 };
@@ -121,6 +127,7 @@ function pick<T>(doc: Doc, key: string, path: string, fallback: T, check: (v: un
 
 const isString = (v: unknown): v is string => typeof v === "string";
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
 const isPositive = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
 const isStringMap = (v: unknown): v is Record<string, string> => isObject(v) && Object.values(v).every(isString);
 
@@ -184,6 +191,8 @@ export function resolveServiceConfig(doc: unknown, env: Record<string, string | 
       limits: pick(resourcesDoc, "limits", "runner.resources.limits", d.runner.resources.limits, isStringMap, "a mapping of strings"),
     },
     env: pick(runnerDoc, "env", "runner.env", d.runner.env, isStringMap, "a mapping of strings"),
+    warmSpares: pick(runnerDoc, "warmSpares", "runner.warmSpares", d.runner.warmSpares, isCount, "a number ≥ 0"),
+    spareMaxWaitSeconds: pick(runnerDoc, "spareMaxWaitSeconds", "runner.spareMaxWaitSeconds", d.runner.spareMaxWaitSeconds, isPositive, "seconds"),
   };
   const tokensDir = env.KCE_SERVICE_TOKENS_DIR ?? pick<string | null>(root, "tokensDir", "tokensDir", d.tokensDir, isString, "a directory");
   return {

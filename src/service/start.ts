@@ -14,6 +14,8 @@ import type { ServiceConfig } from "./config.js";
 import { gitLsRemote } from "./git-refs.js";
 import { ServiceHttpServer, type HealthCheck, type StaticFile } from "./http-server.js";
 import { ServiceMetrics } from "./service-metrics.js";
+import { SparePool } from "./spare-runners.js";
+import type { RunnerPodSettings } from "./runner-job.js";
 import { DirectoryTokens, StaticTokens, type TokenSource } from "./tokens.js";
 import { UrlChecker } from "./url-policy.js";
 
@@ -104,7 +106,17 @@ export async function serve(options: ServeOptions): Promise<void> {
     return image;
   };
   const metrics = new ServiceMetrics();
-  const service = new BuildService({
+  const spares: SparePool = new SparePool({
+    api,
+    // (called only once `service` below exists: the first refill comes after it)
+    settings: (): Promise<RunnerPodSettings> => service.podSettings(),
+    target: config.runner.warmSpares,
+    maxWaitSeconds: config.runner.spareMaxWaitSeconds,
+    buildTimeoutSeconds: config.limits.buildTimeoutSeconds,
+    log,
+  });
+  const service: BuildService = new BuildService({
+    spares,
     config,
     api,
     urls,
@@ -124,6 +136,10 @@ export async function serve(options: ServeOptions): Promise<void> {
     },
     log,
   });
+  spares.refill();
+  // Spares that ended (given up waiting, evicted) are replaced, also when no build comes.
+  const refill = setInterval(() => spares.refill(), 30_000);
+  refill.unref();
   const adopted = await service.adoptRunningBuilds();
   if (adopted > 0) log(`following ${adopted} build(s) started before this service pod`);
   const health = async (): Promise<HealthCheck[]> => {
@@ -165,6 +181,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     options.signal.addEventListener("abort", () => resolve(), { once: true });
   });
   log(`stopping: no new builds; ${service.activeBuilds} build(s) in progress keep running as Jobs`);
+  clearInterval(refill);
   service.drain();
   await http.drain(options.graceMs);
 }

@@ -109,6 +109,18 @@ export class FakeCluster implements KubeApi {
         this.maybeFail("list", kind);
         return [...store.values()].filter((o) => matchesLabels(o, labelSelector)).map((o) => structuredClone(o));
       },
+      patch: async (name, body) => {
+        this.calls.push(`patch ${kind}/${name}`);
+        this.maybeFail("patch", kind);
+        const found = store.get(name);
+        if (!found) return null;
+        const wanted = (body as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
+        if (wanted !== undefined && wanted !== found.metadata?.resourceVersion) throw apiError("patch", kind, 409, "Conflict");
+        const merged = this.stamp(mergePatch(found, body) as T);
+        store.set(name, merged);
+        this.emit(kind, "MODIFIED", merged);
+        return structuredClone(merged);
+      },
       deleteIfExists: async (name, options?: DeleteOptions) => {
         this.calls.push(`delete ${kind}/${name}`);
         this.maybeFail("delete", kind);
@@ -127,7 +139,8 @@ export class FakeCluster implements KubeApi {
     this.emit(kind, "DELETED", obj);
     if (kind === "jobs") {
       for (const pod of [...this.store.pods.values()]) {
-        if (pod.metadata?.labels?.["batch.kubernetes.io/job-name"] === name) this.remove("pods", pod.metadata?.name ?? "");
+        const labels = pod.metadata?.labels ?? {};
+        if (labels["batch.kubernetes.io/job-name"] === name || labels["kube-container-engine/build"] === name) this.remove("pods", pod.metadata?.name ?? "");
       }
     }
     if (kind === "pods") this.endLog(name);
@@ -251,6 +264,17 @@ export class FakeCluster implements KubeApi {
   }
 }
 
+/** RFC 7386 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target !== null && typeof target === "object" && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 /** A Job's pod in a given state, labelled as the Job controller labels it. */
 export function jobPod(
   jobName: string,
@@ -267,7 +291,10 @@ export function jobPod(
         : { terminated: { exitCode: state.exitCode, reason: state.reason ?? (state.exitCode === 0 ? "Completed" : "Error"), startedAt: now, finishedAt: now } };
   const phase = state === "waiting" ? "Pending" : state === "running" ? "Running" : state.exitCode === 0 ? "Succeeded" : "Failed";
   return {
-    metadata: { name: `${jobName}-pod`, labels: { "batch.kubernetes.io/job-name": jobName, "job-name": jobName } },
+    metadata: {
+      name: `${jobName}-pod`,
+      labels: { "batch.kubernetes.io/job-name": jobName, "job-name": jobName, "kube-container-engine/build": jobName },
+    },
     spec: { containers: [{ name: container, image: "runner:1" }], restartPolicy: "Never" },
     status: {
       phase,

@@ -8,6 +8,7 @@ import type { RefResolver } from "../../../src/service/git-refs.js";
 import { buildName, imageName } from "../../../src/service/naming.js";
 import { RUNNER_CONTAINER } from "../../../src/service/runner-job.js";
 import { ServiceMetrics } from "../../../src/service/service-metrics.js";
+import { SparePool } from "../../../src/service/spare-runners.js";
 import { UrlChecker } from "../../../src/service/url-policy.js";
 import { apiError, FakeCluster, jobPod } from "../../support/fake-cluster.js";
 
@@ -26,7 +27,7 @@ interface Harness {
   metrics: ServiceMetrics;
 }
 
-function harness(overrides: Record<string, unknown> = {}): Harness {
+function harness(overrides: Record<string, unknown> = {}, spares?: (cluster: FakeCluster) => SparePool): Harness {
   const cluster = new FakeCluster();
   const existing = new Set<string>();
   const config: ServiceConfig = resolveServiceConfig({
@@ -38,6 +39,7 @@ function harness(overrides: Record<string, unknown> = {}): Harness {
   const resolveRef: RefResolver = async (repo, ref) => commits[`${repo.url} ${ref}`] ?? null;
   const metrics = new ServiceMetrics();
   const service = new BuildService({
+    ...(spares ? { spares: spares(cluster) } : {}),
     config,
     api: cluster,
     urls: new UrlChecker(config.urls, async () => ["203.0.113.7"]),
@@ -152,6 +154,17 @@ describe("BuildService", () => {
     expect(log(b)).toEqual(log(a));
     expect(h.cluster.calls.filter((c) => c.startsWith("create"))).toEqual([`create jobs/${NAME_A}`]);
     expect(b.at(-1)?.data.phase).toBe("ready");
+  });
+
+  it("two requests arriving together queue one build, not two", async () => {
+    const h = harness();
+    runnerPlays(h.cluster, LINES);
+    const [a, b] = await Promise.all([collect(h.service.build(request(SPEC_A))), collect(h.service.build(request(SPEC_A)))]);
+    expect(h.cluster.calls.filter((c) => c.startsWith("create jobs/"))).toHaveLength(1);
+    for (const events of [a, b]) {
+      expect(events.some((e) => e.data.position !== undefined)).toBe(false); // nobody waited for a slot
+      expect(events.at(-1)?.data.phase).toBe("ready");
+    }
   });
 
   it("resumes after Last-Event-ID: the rest of the log, nothing repeated, no new build", async () => {
@@ -355,6 +368,60 @@ describe("BuildService", () => {
     h.service.drain();
     const events = await collect(h.service.build(request(SPEC_A)));
     expect(events[0]?.data).toMatchObject({ phase: "failed", status_code: 503 });
+  });
+});
+
+describe("BuildService with warm runners", () => {
+  it("claims a started spare before creating the Job (which adopts it), and follows the spare's log", async () => {
+    let pool!: SparePool;
+    const h = harness({}, (cluster) => {
+      pool = new SparePool({
+        api: cluster,
+        settings: () => h.service.podSettings(),
+        target: 1,
+        maxWaitSeconds: 600,
+        buildTimeoutSeconds: 600,
+        log: () => undefined,
+      });
+      return pool;
+    });
+    await pool.fill();
+    const [spare] = await h.cluster.pods.list("kube-container-engine/role=spare");
+    const spareName = spare?.metadata?.name ?? "";
+    h.cluster.putPod({ ...jobPod("x", RUNNER_CONTAINER, "running"), metadata: spare?.metadata ?? {}, spec: spare?.spec ?? { containers: [] } });
+    h.cluster.onJobCreated = () => {
+      // The Job adopted the claimed spare: it prints the build and ends.
+      h.cluster.appendLog(spareName, ...LINES);
+      const claimed = jobPod("x", RUNNER_CONTAINER, { exitCode: 0 });
+      h.cluster.putPod({ ...claimed, metadata: { ...spare?.metadata, labels: { "kube-container-engine/build": NAME_A } } });
+      h.cluster.endLog(spareName);
+    };
+    const events = await collect(h.service.build(request(SPEC_A)));
+    expect(events.at(-1)?.data.phase).toBe("ready");
+    const order = h.cluster.calls.filter((c) => c === `patch pods/${spareName}` || c === `create jobs/${NAME_A}`);
+    expect(order).toEqual([`patch pods/${spareName}`, `create jobs/${NAME_A}`]);
+    expect(h.cluster.calls).toContain(`follow pods/${spareName}/log`);
+  });
+
+  it("removes the claimed spare when the Job exists already (another replica's build)", async () => {
+    let pool!: SparePool;
+    const h = harness({}, (cluster) => {
+      pool = new SparePool({ api: cluster, settings: () => h.service.podSettings(), target: 1, maxWaitSeconds: 600, buildTimeoutSeconds: 600, log: () => undefined });
+      return pool;
+    });
+    await pool.fill();
+    const [spare] = await h.cluster.pods.list("kube-container-engine/role=spare");
+    const spareName = spare?.metadata?.name ?? "";
+    h.cluster.putPod({ ...jobPod("x", RUNNER_CONTAINER, "running"), metadata: spare?.metadata ?? {}, spec: spare?.spec ?? { containers: [] } });
+    runnerPlays(h.cluster, LINES);
+    const create = h.cluster.jobs.create;
+    h.cluster.jobs.create = async (job) => {
+      await create(job);
+      throw apiError("create", "jobs", 409, "AlreadyExists");
+    };
+    const events = await collect(h.service.build(request(SPEC_A)));
+    expect(events.at(-1)?.data.phase).toBe("ready");
+    expect(h.cluster.calls).toContain(`delete pods/${spareName}`);
   });
 });
 

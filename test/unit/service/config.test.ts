@@ -47,6 +47,8 @@ describe("resolveServiceConfig defaults", () => {
         userId: 1000,
         resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { memory: "1Gi" } },
         env: {},
+        warmSpares: 1,
+        spareMaxWaitSeconds: 600,
       },
       lingerSeconds: 60,
     });
@@ -95,6 +97,8 @@ describe("resolveServiceConfig values", () => {
         userId: 1001,
         resources: { requests: { cpu: "1" }, limits: { cpu: "2", memory: "4Gi" } },
         env: { KCE_BUILDER: "buildkit" },
+        warmSpares: 0,
+        spareMaxWaitSeconds: 120,
       },
       lingerSeconds: 0,
     };
@@ -204,6 +208,8 @@ describe("resolveServiceConfig errors name their key", () => {
     ["runner.resources.requests", { runner: { resources: { requests: { cpu: 1 } } } }],
     ["runner.resources.limits", { runner: { resources: { limits: "1Gi" } } }],
     ["runner.env", { runner: { env: { KCE_BUILDER: 1 } } }],
+    ["runner.warmSpares", { runner: { warmSpares: -1 } }],
+    ["runner.spareMaxWaitSeconds", { runner: { spareMaxWaitSeconds: 0 } }],
     ["runner.env", { runner: { env: ["KCE_BUILDER=buildkit"] } }],
   ])("%s: %j", (key, doc, env = {}) => {
     const err = thrown(() => resolveServiceConfig(doc, env));

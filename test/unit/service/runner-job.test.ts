@@ -48,10 +48,15 @@ describe("runnerJob metadata", () => {
     expect([job.apiVersion, job.kind, job.metadata?.name, job.metadata?.namespace]).toEqual(["batch/v1", "Job", INPUT.name, "kce"]);
   });
 
-  it("carries the engine's labels with the runner role, on the Job and its pods", () => {
+  it("carries the engine's labels with the runner role, on the Job and its pods; the pods also the build's", () => {
     const labels = { [LABEL_MANAGED_BY]: "kube-container-engine", [LABEL_INSTANCE]: "kce-service", [LABEL_ROLE]: "runner" };
     expect(job.metadata?.labels).toEqual(labels);
-    expect(job.spec?.template.metadata?.labels).toEqual(labels);
+    expect(job.spec?.template.metadata?.labels).toEqual({ ...labels, "kube-container-engine/build": INPUT.name });
+  });
+
+  it("selects its pods by the build label, so a spare claimed for the build is adopted", () => {
+    expect(job.spec?.manualSelector).toBe(true);
+    expect(job.spec?.selector).toEqual({ matchLabels: { "kube-container-engine/build": INPUT.name } });
   });
 
   it("carries what a restarted service needs to take the build over", () => {
@@ -190,8 +195,8 @@ describe("workVolumeBytes", () => {
 
 describe("jobPodSelector", () => {
   it.each([
-    ["build-a-1", "batch.kubernetes.io/job-name=build-a-1"],
-    [INPUT.name, `batch.kubernetes.io/job-name=${INPUT.name}`],
+    ["build-a-1", "kube-container-engine/build=build-a-1"],
+    [INPUT.name, `kube-container-engine/build=${INPUT.name}`],
   ])("%s → %s", (name, selector) => {
     expect(jobPodSelector(name)).toBe(selector);
   });
