@@ -310,6 +310,20 @@ describe("kce serve (deployed from manifests/service/)", () => {
     await replacementReady(old?.name ?? "");
   });
 
+  it("no token appears in a log line, an event or an annotation of anything in the namespace", async () => {
+    const objects = await kubectl(["-n", "kce", "get", "jobs,pods,events,configmaps", "-o", "json"]);
+    const pods = (await servicePods()).map((p) => p.name);
+    const runnerPods = (await kubectl(["-n", "kce", "get", "pods", "-l", "kube-container-engine/role=runner", "-o", "jsonpath={.items[*].metadata.name}"]))
+      .split(/\s+/)
+      .filter(Boolean);
+    const logs = await Promise.all([...pods, ...runnerPods].map((p) => kubectl(["-n", "kce", "logs", p, "--all-containers"]).catch(() => "")));
+    expect(runnerPods.length).toBeGreaterThan(0);
+    for (const text of [objects, ...logs]) {
+      expect(text).not.toContain(TOKEN);
+      expect(text).not.toContain(OTHER_TOKEN);
+    }
+  });
+
   it("a build outlives the service pod that started it; the new pod reports it to a reconnecting client", async () => {
     const repo = await git.push("survivor", dockerfileRepo("survivor", "RUN for i in $(seq 1 15); do echo tick $i; sleep 1; done\n"));
     const url = buildUrl(gitSpec(repo.url, "main"));

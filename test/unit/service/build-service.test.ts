@@ -247,6 +247,25 @@ describe("BuildService", () => {
     expect(h.metrics.builds.get({ outcome: "failure" })).toBe(1);
   });
 
+  it("says that a build hit its time limit (the Job's deadline)", async () => {
+    const h = harness();
+    h.cluster.onJobCreated = (job) => {
+      const name = job.metadata?.name ?? "";
+      void (async () => {
+        h.cluster.putPod(jobPod(name, RUNNER_CONTAINER, "running"));
+        h.cluster.appendLog(`${name}-pod`, '{"phase":"building","message":"RUN sleep 9999\\n"}');
+        h.cluster.setJobStatus(name, {
+          conditions: [{ type: "Failed", status: "True", reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" }],
+        });
+        h.cluster.putPod(jobPod(name, RUNNER_CONTAINER, { exitCode: 137, reason: "Error" }));
+        h.cluster.endLog(`${name}-pod`);
+      })();
+    };
+    const events = await collect(h.service.build(request(SPEC_A)));
+    expect(events.at(-1)?.data.phase).toBe("failed");
+    expect(String(events.at(-1)?.data.message)).toMatch(/^the build failed: DeadlineExceeded: Job was active longer than specified deadline\n--- last lines of the build ---\nRUN sleep 9999\n$/);
+  });
+
   it("says why a runner that failed without a verdict failed (its exit code)", async () => {
     const h = harness();
     runnerPlays(h.cluster, ['{"phase":"building","message":"Step 1/2\\n"}'], 2);
