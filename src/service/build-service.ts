@@ -16,6 +16,9 @@ import { parseRepoSpec, SpecError, type RepoSpec } from "./providers.js";
 import { BuildQueue, type Release } from "./queue.js";
 import { ANNOTATION_REPOSITORY, runnerArgs, runnerJob, type RunnerBuild, type RunnerPodSettings } from "./runner-job.js";
 import type { SparePool } from "./spare-runners.js";
+import { HubRequestError, HubUnavailableError, serverUrl, type HubClient } from "./hub.js";
+import type { Identity } from "./identity.js";
+import { serverName } from "./naming.js";
 import type { CheckedUrl, UrlChecker } from "./url-policy.js";
 import { ANNOTATION_IMAGE } from "../pods/labels.js";
 import { jobStateOf } from "../pods/builder-status.js";
@@ -33,8 +36,8 @@ export interface BuildRequest {
   buildOnly: boolean;
   /** The `Last-Event-ID` header, when the client reconnects. */
   lastEventId: string | null;
-  /** Who asks (the token's name), for per-token limits. */
-  tokenName: string;
+  /** Who asks: per-token limits, and whose server a launch starts. */
+  identity: Identity;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
 }
@@ -53,12 +56,27 @@ export interface BuildServiceDeps {
   /** Engine settings handed to the runner (KCE_*). */
   runnerEnv: Record<string, string>;
   instance: string;
+  /** The JupyterHub to launch servers on (none: the service only builds). */
+  hub?: HubClient;
+  /** The service's own public URL, for BinderHub's `binder_launch_host`. */
+  publicUrl?: string;
   /** Warm runners to claim before starting a pod (none: every build starts its own). */
   spares?: SparePool;
   metrics: ServiceMetrics;
   graces: { pullGraceSeconds: number; unschedulableGraceSeconds: number };
   log: (message: string) => void;
   now?: () => number;
+}
+
+/** What a launch needs to know about the request (filled while it is answered). */
+interface LaunchContext {
+  repo: RepoSpec | null;
+  commit: string | null;
+}
+
+/** The key of per-token limits: a service token's name or a hub user's. */
+function identityKey(identity: Identity): string {
+  return `${identity.kind}:${identity.name}`;
 }
 
 /** A resume point parsed from `Last-Event-ID`. */
@@ -134,15 +152,40 @@ export class BuildService {
     return adopted;
   }
 
-  /** The events for one request, ending with `ready` or `failed`. Never throws. */
+  /**
+   * The events for one request, ending with `ready` or `failed`. Without `build_only` (a JupyterHub user's
+   * request), the build's `ready` becomes `built`, and the user's server is launched from the image: `launching`
+   * events, then `ready` with its `url` and a `token` for it. Never throws.
+   */
   async *build(req: BuildRequest): AsyncGenerator<ServiceEvent> {
+    const ctx: LaunchContext = { repo: null, commit: null };
+    for await (const event of this.buildEvents(req, ctx)) {
+      if (req.buildOnly || event.data.phase !== "ready" || ctx.repo === null || ctx.commit === null) {
+        yield event;
+        continue;
+      }
+      const found = event.data.message === "Done! Found built image\n";
+      const image = String(event.data.imageName);
+      yield { id: event.id, data: { phase: "built", imageName: image, message: found ? "Found built image, launching...\n" : "Built image, launching...\n" } };
+      yield* this.launch(req, { repo: ctx.repo, commit: ctx.commit }, image, event.id.split("/")[0] ?? "request");
+      return;
+    }
+  }
+
+  private async *buildEvents(req: BuildRequest, ctx: LaunchContext): AsyncGenerator<ServiceEvent> {
     let name: string | null = null;
     try {
       if (this.draining) throw new Refusal(503, "The build service is restarting: try again in a moment.");
-      if (!req.buildOnly) {
-        throw new Refusal(400, "This service builds images only: add build_only=true to the request (launching servers needs a JupyterHub, see the README).");
+      if (!req.buildOnly && (req.identity.kind !== "hub" || this.deps.hub === undefined)) {
+        throw new Refusal(
+          400,
+          this.deps.hub === undefined
+            ? "This service builds images only: add build_only=true to the request (launching servers needs a JupyterHub, see the README)."
+            : "Launching a server needs a JupyterHub user's token; with the service's own tokens add build_only=true.",
+        );
       }
       const repo = this.parse(req);
+      ctx.repo = repo;
       const resume = parseEventId(req.lastEventId);
       if (resume && this.entries.has(resume.build)) {
         yield* this.follow(this.entries.get(resume.build) as BuildEntry, req, resume.position);
@@ -150,6 +193,7 @@ export class BuildService {
       }
       const checked = await this.checkUrl(repo);
       const commit = await this.resolve(repo, checked, req.signal);
+      ctx.commit = commit;
       name = buildName(repo.slug, commit);
       const image = await this.fullImageName(repo, commit);
       const after = resume?.build === name ? resume.position : -1;
@@ -180,13 +224,85 @@ export class BuildService {
         yield* this.follow(meanwhile, req, after);
         return;
       }
-      const entry = this.enqueue(name, image, repo, checked, commit, req.tokenName);
+      const entry = this.enqueue(name, image, repo, checked, commit, identityKey(req.identity));
       this.deps.metrics.requests.inc({ result: "built" });
       yield { id: `${name}/-1`, data: { phase: "waiting", message: "Waiting for build to start...\n" } };
       yield* this.follow(entry, req, after);
     } catch (err) {
       this.deps.metrics.requests.inc({ result: "refused" });
       yield this.failure(name, err);
+    }
+  }
+
+  /**
+   * Starts (or reuses) the user's server for this repository with the image, through the hub's API: BinderHub's
+   * `launching` events (the hub's own progress messages), then `ready` with the server's URL and a token of
+   * that user for that one server. Failures are `failed` events with the hub's reason.
+   */
+  private async *launch(req: BuildRequest, ctx: { repo: RepoSpec; commit: string }, image: string, build: string): AsyncGenerator<ServiceEvent> {
+    const hub = this.deps.hub as HubClient;
+    const user = req.identity.name;
+    const server = serverName(ctx.repo.slug);
+    const id = `${build}/launch`;
+    yield { id, data: { phase: "launching", message: "Launching server...\n" } };
+    try {
+      let path: string | null = null;
+      const existing = await hub.serverModel(user, server);
+      if (existing && (existing.ready || existing.pending !== null) && existing.image !== null && existing.image !== image) {
+        throw new HubRequestError(
+          `your server ${server} runs another build of this repository (${existing.image}): stop it in JupyterHub's control panel, then try again`,
+          409,
+        );
+      }
+      if (existing?.ready) {
+        path = existing.url;
+        yield { id, data: { phase: "launching", message: `Server ${server} already runs this image\n` } };
+      } else {
+        const launchHost = this.deps.publicUrl ?? hub.settings.publicUrl;
+        await hub.startServer(user, server, {
+          image,
+          repo_url: ctx.repo.repoUrl,
+          binder_ref_url: ctx.repo.refUrl(ctx.commit),
+          binder_launch_host: launchHost,
+          binder_request: `v2/${ctx.repo.provider}/${ctx.repo.spec}`,
+          binder_persistent_request: `v2/${ctx.repo.provider}/${ctx.repo.resolvedSpec(ctx.commit)}`,
+        }, req.signal);
+        for await (const progress of hub.progress(user, server, req.signal)) {
+          if (progress.failed) throw new HubRequestError(progress.message || "the server failed to start", 500);
+          if (progress.message) yield { id, data: { phase: "launching", message: `${progress.message}\n` } };
+          if (progress.ready) path = progress.url ?? null;
+        }
+      }
+      path ??= (await hub.serverModel(user, server))?.url ?? null;
+      if (path === null) throw new HubRequestError(`JupyterHub reports server ${server} of ${user} as ready but gives no URL`, 500);
+      const url = serverUrl(hub.settings.publicUrl, path);
+      const token = await hub.serverToken(user, server);
+      this.deps.metrics.launches.inc({ outcome: "success" });
+      yield {
+        id,
+        data: {
+          phase: "ready",
+          message: `server running at ${url}\n`,
+          image,
+          imageName: image,
+          repo_url: ctx.repo.repoUrl,
+          binder_ref_url: ctx.repo.refUrl(ctx.commit),
+          binder_launch_host: this.deps.publicUrl ?? hub.settings.publicUrl,
+          binder_request: `v2/${ctx.repo.provider}/${ctx.repo.spec}`,
+          binder_persistent_request: `v2/${ctx.repo.provider}/${ctx.repo.resolvedSpec(ctx.commit)}`,
+          url,
+          token,
+        },
+      };
+    } catch (err) {
+      this.deps.metrics.launches.inc({ outcome: "failure" });
+      if (err instanceof HubUnavailableError) {
+        yield { id, data: { phase: "failed", status_code: 503, message: `Launching failed: ${err.message}. The image is built: try again once JupyterHub is back.\n` } };
+      } else if (err instanceof HubRequestError) {
+        yield { id, data: { phase: "failed", status_code: err.status, message: `Launching failed: ${err.message}\n` } };
+      } else {
+        yield this.failure(build, err);
+      }
     }
   }
 

@@ -41,6 +41,16 @@ export interface RunnerSettings {
   spareMaxWaitSeconds: number;
 }
 
+/** Launching servers through a JupyterHub (the hub's URL and token come from JUPYTERHUB_API_URL / _TOKEN). */
+export interface HubConfig {
+  /** Where users reach the hub's proxy (the `url` of `ready`); default $JUPYTERHUB_PUBLIC_URL. */
+  publicUrl: string | null;
+  /** A spawn not ready within this time fails, s. */
+  launchTimeoutSeconds: number;
+  /** Lifetime of the server token handed out with `ready`, s. */
+  tokenExpiresSeconds: number;
+}
+
 export interface ServiceConfig {
   host: string;
   port: number;
@@ -56,6 +66,7 @@ export interface ServiceConfig {
   corsOrigins: string[];
   limits: ServiceLimits;
   runner: RunnerSettings;
+  hub: HubConfig;
   /** After `ready`, keep the stream open this long for the client to close it (binderhub-client expects to), s. */
   lingerSeconds: number;
 }
@@ -98,6 +109,7 @@ export const DEFAULT_SERVICE_CONFIG: ServiceConfig = {
     warmSpares: 1,
     spareMaxWaitSeconds: 600,
   },
+  hub: { publicUrl: null, launchTimeoutSeconds: 300, tokenExpiresSeconds: 86_400 },
   lingerSeconds: 60,
 };
 
@@ -194,6 +206,13 @@ export function resolveServiceConfig(doc: unknown, env: Record<string, string | 
     warmSpares: pick(runnerDoc, "warmSpares", "runner.warmSpares", d.runner.warmSpares, isCount, "a number ≥ 0"),
     spareMaxWaitSeconds: pick(runnerDoc, "spareMaxWaitSeconds", "runner.spareMaxWaitSeconds", d.runner.spareMaxWaitSeconds, isPositive, "seconds"),
   };
+  const hubDoc = section(root, "hub", "hub");
+  const hub: HubConfig = {
+    publicUrl: env.JUPYTERHUB_PUBLIC_URL ?? pick<string | null>(hubDoc, "publicUrl", "hub.publicUrl", d.hub.publicUrl, isString, "a URL"),
+    launchTimeoutSeconds: pick(hubDoc, "launchTimeoutSeconds", "hub.launchTimeoutSeconds", d.hub.launchTimeoutSeconds, isPositive, "seconds"),
+    tokenExpiresSeconds: pick(hubDoc, "tokenExpiresSeconds", "hub.tokenExpiresSeconds", d.hub.tokenExpiresSeconds, isPositive, "seconds"),
+  };
+  if (hub.publicUrl !== null && !/^https?:\/\/[^/]+/.test(hub.publicUrl)) fail("hub.publicUrl", "an http(s) URL", hub.publicUrl);
   const tokensDir = env.KCE_SERVICE_TOKENS_DIR ?? pick<string | null>(root, "tokensDir", "tokensDir", d.tokensDir, isString, "a directory");
   return {
     host: pick(root, "host", "host", d.host, isString, "an address"),
@@ -212,6 +231,7 @@ export function resolveServiceConfig(doc: unknown, env: Record<string, string | 
     corsOrigins: pick(root, "corsOrigins", "corsOrigins", d.corsOrigins, isStrings, "a list of origins"),
     limits,
     runner,
+    hub,
     lingerSeconds: pick(root, "lingerSeconds", "lingerSeconds", d.lingerSeconds, (v): v is number => typeof v === "number" && v >= 0, "seconds"),
   };
 }

@@ -5,7 +5,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { once } from "node:events";
-import { authenticate, type TokenSource } from "./tokens.js";
+import type { RequestAuthenticator } from "./identity.js";
 import type { BuildService, ServiceEvent } from "./build-service.js";
 import type { ServiceConfig } from "./config.js";
 import { METRICS_CONTENT_TYPE } from "./metrics.js";
@@ -28,7 +28,7 @@ export interface StaticFile {
 export interface HttpServerDeps {
   config: ServiceConfig;
   service: BuildService;
-  tokens: TokenSource;
+  auth: RequestAuthenticator;
   metrics: ServiceMetrics;
   health: () => Promise<HealthCheck[]>;
   versions: () => Record<string, unknown>;
@@ -125,7 +125,7 @@ export class ServiceHttpServer {
   }
 
   private async build(req: IncomingMessage, res: ServerResponse, rest: string, query: URLSearchParams): Promise<void> {
-    const auth = authenticate(req.headers.authorization, this.deps.tokens);
+    const auth = await this.deps.auth.authenticate(req.headers.authorization);
     if (!auth.ok) {
       res.writeHead(auth.status, { ...SSE_HEADERS, ...(auth.status === 401 ? { "www-authenticate": 'Bearer realm="kce"' } : {}) });
       res.end(formatEvent({ phase: "failed", status_code: auth.status, message: `${auth.message}\n` }, "request/-1"));
@@ -149,7 +149,7 @@ export class ServiceHttpServer {
         spec,
         buildOnly: (query.get("build_only") ?? "").toLowerCase() === "true",
         lastEventId,
-        tokenName: auth.tokenName,
+        identity: auth.identity,
         signal: abort.signal,
       });
       for await (const event of events) {

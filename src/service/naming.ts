@@ -45,3 +45,15 @@ export function imageName(prefix: string, slug: string, commit: string): string 
   const safeSlug = safeBuildSlug(slug, 255 - prefix.length);
   return `${prefix}${safeSlug}:${commit}`.replace(/_/g, "-").toLowerCase();
 }
+
+/**
+ * The name of a user's server launched from a repository: readable (the repository's last path segment) and
+ * distinct per repository (a hash of the slug), at most 28 characters of `[a-z0-9-]`. One server per user and
+ * repository, as BinderHub names them; a new commit replaces the old server's image only after it stopped.
+ */
+export function serverName(slug: string): string {
+  const tail = slug.replace(/\/+$/, "").replace(/\.git$/, "").split(/[/:]/).pop() ?? "";
+  const readable = tail.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 20).replace(/-+$/, "");
+  const hash = createHash("sha256").update(slug, "utf8").digest("hex").slice(0, 6);
+  return readable === "" ? `repo-${hash}` : `${readable}-${hash}`;
+}

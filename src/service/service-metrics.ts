@@ -23,6 +23,8 @@ export class ServiceMetrics {
     new Histogram("kce_service_build_duration_seconds", "Time from a build's start (runner Job) to its end, by outcome", BUILD_BUCKETS),
   );
   readonly queueWait = this.registry.add(new Histogram("kce_service_queue_wait_seconds", "Time builds waited for a slot", QUEUE_BUCKETS));
+  /** Server launches through JupyterHub, by outcome. */
+  readonly launches = this.registry.add(new Counter("kce_service_launches_total", "Server launches through JupyterHub, by outcome"));
   /** Requests by how they were answered: existing (image found), joined, built (new build), refused. */
   readonly requests = this.registry.add(new Counter("kce_service_requests_total", "Build requests, by how they were answered"));
   private readers = { queueLength: (): number => 0, running: (): number => 0 };

@@ -18,6 +18,8 @@ import { SparePool } from "./spare-runners.js";
 import type { RunnerPodSettings } from "./runner-job.js";
 import { DirectoryTokens, StaticTokens, type TokenSource } from "./tokens.js";
 import { UrlChecker } from "./url-policy.js";
+import { HubClient } from "./hub.js";
+import { RequestAuthenticator } from "./identity.js";
 
 export interface ServeOptions {
   engine: KubernetesEngine;
@@ -70,12 +72,29 @@ export function pageFiles(dir = fileURLToPath(new URL("./page/", import.meta.url
   };
 }
 
-function tokenSource(config: ServiceConfig, env: Record<string, string | undefined>): TokenSource {
+function tokenSource(config: ServiceConfig, env: Record<string, string | undefined>): TokenSource | null {
   if (config.tokensDir) return new DirectoryTokens(config.tokensDir);
   if (env.KCE_SERVICE_TOKEN) return new StaticTokens({ default: env.KCE_SERVICE_TOKEN });
-  throw new ContainerEngineError(
-    "kce serve needs tokens: mount the token Secret and set tokensDir (or KCE_SERVICE_TOKENS_DIR), or set KCE_SERVICE_TOKEN",
-  );
+  return null;
+}
+
+/** The JupyterHub this service belongs to, from the environment a hub gives its services; null without one. */
+function hubClient(config: ServiceConfig, env: Record<string, string | undefined>): HubClient | null {
+  const apiUrl = env.JUPYTERHUB_API_URL;
+  const apiToken = env.JUPYTERHUB_API_TOKEN;
+  if (!apiUrl || !apiToken) return null;
+  const publicUrl = config.hub.publicUrl;
+  if (publicUrl === null) {
+    throw new ContainerEngineError("kce serve with a JupyterHub needs the hub's public URL: set hub.publicUrl (or JUPYTERHUB_PUBLIC_URL)");
+  }
+  return new HubClient({
+    apiUrl,
+    apiToken,
+    publicUrl,
+    serviceName: env.JUPYTERHUB_SERVICE_NAME ?? "binder",
+    launchTimeoutSeconds: config.hub.launchTimeoutSeconds,
+    tokenExpiresSeconds: config.hub.tokenExpiresSeconds,
+  });
 }
 
 /** Runs the service until `options.signal` aborts and its streams drained. */
@@ -83,6 +102,14 @@ export async function serve(options: ServeOptions): Promise<void> {
   const { engine, config, env, log } = options;
   const api = new ClusterApi(engine.client);
   const tokens = tokenSource(config, env);
+  const hub = hubClient(config, env);
+  if (tokens === null && hub === null) {
+    throw new ContainerEngineError(
+      "kce serve needs a way to check requests: mount the token Secret (tokensDir / KCE_SERVICE_TOKENS_DIR), set " +
+        "KCE_SERVICE_TOKEN, or run it as a JupyterHub service (JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN)",
+    );
+  }
+  if (hub) log(`JupyterHub at ${hub.settings.apiUrl}: its users' tokens are accepted and their servers launched`);
   const apiEndpoints = (await api.apiServerEndpoints().catch(() => null)) ?? [];
   if (apiEndpoints.length === 0) log("cannot read the API server's endpoints (default/kubernetes): add them to urls.blockedEndpoints");
   const serverUrl = new URL(engine.client.server);
@@ -117,6 +144,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   });
   const service: BuildService = new BuildService({
     spares,
+    ...(hub ? { hub, publicUrl: new URL(config.baseUrl.replace(/^\//, ""), hub.settings.publicUrl).href } : {}),
     config,
     api,
     urls,
@@ -162,7 +190,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const http = new ServiceHttpServer({
     config,
     service,
-    tokens,
+    auth: new RequestAuthenticator(tokens, hub),
     metrics,
     health,
     versions: () => ({

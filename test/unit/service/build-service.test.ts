@@ -1,14 +1,16 @@
 // The build service's decisions against a fake cluster: when a build starts a runner Job, when it joins one,
 // what a reconnect gets, what is refused before any pod, and what the queue and the token limits do.
 import type { V1Job } from "@kubernetes/client-node";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BuildService, parseEventId, type BuildRequest, type ServiceEvent } from "../../../src/service/build-service.js";
 import { resolveServiceConfig, type ServiceConfig } from "../../../src/service/config.js";
 import type { RefResolver } from "../../../src/service/git-refs.js";
-import { buildName, imageName } from "../../../src/service/naming.js";
+import { buildName, imageName, serverName } from "../../../src/service/naming.js";
 import { RUNNER_CONTAINER } from "../../../src/service/runner-job.js";
 import { ServiceMetrics } from "../../../src/service/service-metrics.js";
 import { SparePool } from "../../../src/service/spare-runners.js";
+import { HubClient } from "../../../src/service/hub.js";
+import { FakeHub } from "../../support/fake-hub.js";
 import { UrlChecker } from "../../../src/service/url-policy.js";
 import { apiError, FakeCluster, jobPod } from "../../support/fake-cluster.js";
 
@@ -27,7 +29,7 @@ interface Harness {
   metrics: ServiceMetrics;
 }
 
-function harness(overrides: Record<string, unknown> = {}, spares?: (cluster: FakeCluster) => SparePool): Harness {
+function harness(overrides: Record<string, unknown> = {}, spares?: (cluster: FakeCluster) => SparePool, hub?: HubClient): Harness {
   const cluster = new FakeCluster();
   const existing = new Set<string>();
   const config: ServiceConfig = resolveServiceConfig({
@@ -40,6 +42,7 @@ function harness(overrides: Record<string, unknown> = {}, spares?: (cluster: Fak
   const metrics = new ServiceMetrics();
   const service = new BuildService({
     ...(spares ? { spares: spares(cluster) } : {}),
+    ...(hub ? { hub } : {}),
     config,
     api: cluster,
     urls: new UrlChecker(config.urls, async () => ["203.0.113.7"]),
@@ -64,7 +67,7 @@ afterEach(() => {
 function request(spec: string, extra: Partial<BuildRequest> = {}): BuildRequest {
   const ctrl = new AbortController();
   requests.push(ctrl);
-  return { provider: "git", spec, buildOnly: true, lastEventId: null, tokenName: "t1", signal: ctrl.signal, ...extra };
+  return { provider: "git", spec, buildOnly: true, lastEventId: null, identity: { kind: "token", name: "t1" }, signal: ctrl.signal, ...extra };
 }
 
 async function collect(events: AsyncIterable<ServiceEvent>, until?: (e: ServiceEvent) => boolean): Promise<ServiceEvent[]> {
@@ -192,7 +195,7 @@ describe("BuildService", () => {
     // The pod still runs: a second build waits for the slot.
     const second: ServiceEvent[] = [];
     const done = (async () => {
-      for await (const e of h.service.build(request(SPEC_B, { tokenName: "t2" }))) second.push(e);
+      for await (const e of h.service.build(request(SPEC_B, { identity: { kind: "token", name: "t2" } }))) second.push(e);
     })();
     await waitUntil(() => second.some((e) => e.data.position === 1));
     expect(h.cluster.calls.filter((c) => c.startsWith("create jobs/"))).toHaveLength(1);
@@ -297,7 +300,7 @@ describe("BuildService", () => {
     await waitUntil(() => h.cluster.calls.some((c) => c.startsWith("create jobs/")));
     const secondEvents: ServiceEvent[] = [];
     const second = (async () => {
-      for await (const e of h.service.build(request(SPEC_B, { tokenName: "t2" }))) secondEvents.push(e);
+      for await (const e of h.service.build(request(SPEC_B, { identity: { kind: "token", name: "t2" } }))) secondEvents.push(e);
     })();
     await waitUntil(() => secondEvents.some((e) => e.data.phase === "waiting" && e.data.position === 1));
     expect(h.cluster.calls.filter((c) => c.startsWith("create"))).toHaveLength(1);
@@ -313,7 +316,7 @@ describe("BuildService", () => {
     runnerPlays(h.cluster, LINES, 0, new Promise<void>((r) => (release = r)));
     const first = collect(h.service.build(request(SPEC_A)));
     await waitUntil(() => h.cluster.calls.some((c) => c.startsWith("create jobs/")));
-    const leaving = request(SPEC_B, { tokenName: "t2" });
+    const leaving = request(SPEC_B, { identity: { kind: "token", name: "t2" } });
     const ctrl = requests.at(-1) as AbortController;
     await collect(h.service.build(leaving), (e) => e.data.position === 1);
     ctrl.abort();
@@ -441,6 +444,86 @@ describe("BuildService with warm runners", () => {
     const events = await collect(h.service.build(request(SPEC_A)));
     expect(events.at(-1)?.data.phase).toBe("ready");
     expect(h.cluster.calls).toContain(`delete pods/${spareName}`);
+  });
+});
+
+describe("BuildService launching servers through JupyterHub", () => {
+  let fakeHub: FakeHub;
+  let hubClient: HubClient;
+  const alice = { kind: "hub", name: "alice" } as const;
+  const launchRequest = (extra: Partial<BuildRequest> = {}): BuildRequest => request(SPEC_A, { buildOnly: false, identity: alice, ...extra });
+
+  beforeEach(async () => {
+    fakeHub = new FakeHub();
+    const apiUrl = await fakeHub.start();
+    hubClient = new HubClient({ apiUrl, apiToken: "service-token", publicUrl: "http://hub.example:8000/", serviceName: "binder", launchTimeoutSeconds: 30, tokenExpiresSeconds: 600 });
+  });
+  afterEach(async () => {
+    await fakeHub.stop().catch(() => undefined);
+  });
+
+  it("builds, then starts the user's server with the image: built, launching…, ready with url and a token for that server", async () => {
+    const h = harness({}, undefined, hubClient);
+    runnerPlays(h.cluster, LINES);
+    const events = await collect(h.service.build(launchRequest()));
+    const tail = events.slice(-6, -1).map((e) => [e.data.phase, e.data.message]);
+    expect(tail).toEqual([
+      ["built", "Built image, launching...\n"],
+      ["launching", "Launching server...\n"],
+      ["launching", "Server requested\n"],
+      ["launching", "Pod created\n"],
+      ["launching", expect.stringMatching(/^Server ready at \/user\/alice\//)],
+    ]);
+    const ready = events.at(-1)?.data ?? {};
+    expect(ready.phase).toBe("ready");
+    const server = serverName(REPO_A);
+    expect(ready.url).toBe(`http://hub.example:8000/user/alice/${server}/`);
+    expect(fakeHub.tokens.get(String(ready.token))).toEqual({ name: "alice", scopes: [`access:servers!server=alice/${server}`] });
+    const userOptions = fakeHub.servers.get("alice")?.get(server)?.userOptions;
+    expect(userOptions).toMatchObject({ image: ready.image, repo_url: REPO_A });
+    expect(events.map((e) => e.data.phase)).toEqual(expect.arrayContaining(["built", "launching", "ready"]));
+  });
+
+  it("launches from an image that exists without building, and a second user gets a server of their own", async () => {
+    const h = harness({}, undefined, hubClient);
+    h.existing.add(imageName("reg.example:5000/binder/", REPO_A, COMMIT_A));
+    const a = await collect(h.service.build(launchRequest()));
+    const b = await collect(h.service.build(launchRequest({ identity: { kind: "hub", name: "bob" } })));
+    expect(a[0]?.data).toMatchObject({ phase: "built", message: "Found built image, launching...\n" });
+    expect(a.at(-1)?.data.url).toMatch(/\/user\/alice\//);
+    expect(b.at(-1)?.data.url).toMatch(/\/user\/bob\//);
+    expect(h.cluster.calls.filter((c) => c.startsWith("create"))).toEqual([]);
+  });
+
+  it("fails the launch clearly while the hub is down, and launches on a retry once it is back", async () => {
+    const h = harness({}, undefined, hubClient);
+    h.existing.add(imageName("reg.example:5000/binder/", REPO_A, COMMIT_A));
+    await fakeHub.stop();
+    const down = await collect(h.service.build(launchRequest()));
+    expect(down.at(-1)?.data).toMatchObject({ phase: "failed", status_code: 503 });
+    expect(String(down.at(-1)?.data.message)).toMatch(/^Launching failed: JupyterHub at .* cannot be reached.*try again once JupyterHub is back/);
+    const back = new FakeHub();
+    await back.start();
+    const retryClient = new HubClient({ ...hubClient.settings, apiUrl: back.url });
+    const h2 = harness({}, undefined, retryClient);
+    h2.existing.add(imageName("reg.example:5000/binder/", REPO_A, COMMIT_A));
+    expect((await collect(h2.service.build(launchRequest()))).at(-1)?.data.phase).toBe("ready");
+    await back.stop();
+  });
+
+  it("reports the hub's reason when the spawn fails", async () => {
+    const h = harness({}, undefined, hubClient);
+    h.existing.add(imageName("reg.example:5000/binder/", REPO_A, COMMIT_A));
+    fakeHub.spawnFailure = "Spawn failed: ImagePullBackOff";
+    const events = await collect(h.service.build(launchRequest()));
+    expect(events.at(-1)?.data).toMatchObject({ phase: "failed", message: "Launching failed: Spawn failed: ImagePullBackOff\n" });
+  });
+
+  it("refuses to launch for a client with a service token (no hub user)", async () => {
+    const h = harness({}, undefined, hubClient);
+    const events = await collect(h.service.build(request(SPEC_A, { buildOnly: false })));
+    expect(events[0]?.data).toMatchObject({ phase: "failed", status_code: 400 });
+    expect(String(events[0]?.data.message)).toMatch(/needs a JupyterHub user's token/);
   });
 });
 

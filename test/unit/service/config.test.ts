@@ -50,6 +50,7 @@ describe("resolveServiceConfig defaults", () => {
         warmSpares: 1,
         spareMaxWaitSeconds: 600,
       },
+      hub: { publicUrl: null, launchTimeoutSeconds: 300, tokenExpiresSeconds: 86_400 },
       lingerSeconds: 60,
     });
   });
@@ -100,6 +101,7 @@ describe("resolveServiceConfig values", () => {
         warmSpares: 0,
         spareMaxWaitSeconds: 120,
       },
+      hub: { publicUrl: "https://hub.example.org/", launchTimeoutSeconds: 60, tokenExpiresSeconds: 600 },
       lingerSeconds: 0,
     };
     expect(resolveServiceConfig(doc, {})).toEqual({
@@ -209,6 +211,8 @@ describe("resolveServiceConfig errors name their key", () => {
     ["runner.resources.limits", { runner: { resources: { limits: "1Gi" } } }],
     ["runner.env", { runner: { env: { KCE_BUILDER: 1 } } }],
     ["runner.warmSpares", { runner: { warmSpares: -1 } }],
+    ["hub.publicUrl", { hub: { publicUrl: "hub.example.org" } }],
+    ["hub.launchTimeoutSeconds", { hub: { launchTimeoutSeconds: 0 } }],
     ["runner.spareMaxWaitSeconds", { runner: { spareMaxWaitSeconds: 0 } }],
     ["runner.env", { runner: { env: ["KCE_BUILDER=buildkit"] } }],
   ])("%s: %j", (key, doc, env = {}) => {
