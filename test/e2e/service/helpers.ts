@@ -40,7 +40,12 @@ export interface Deployed {
  * base) that sets the image, creates the token Secret and replaces the service's settings, then waits until
  * the Deployment is available.
  */
-export async function deployService(image: string, config: object, tokens: Record<string, string>): Promise<Deployed> {
+export async function deployService(
+  image: string,
+  config: object,
+  tokens: Record<string, string>,
+  extra: { env?: Record<string, string>; secretEnv?: Record<string, string> } = {},
+): Promise<Deployed> {
   const overlay = join(ROOT, ".kce", uniqueName("service-overlay"));
   mkdirSync(overlay, { recursive: true });
   const at = image.indexOf("@");
@@ -75,6 +80,32 @@ export async function deployService(image: string, config: object, tokens: Recor
       },
     ],
   };
+  // Settings of the service process (a JupyterHub's JUPYTERHUB_*): plain values, and secret ones from a Secret.
+  const env = [
+    ...Object.entries(extra.env ?? {}).map(([name, value]) => ({ name, value })),
+    ...Object.keys(extra.secretEnv ?? {}).map((name) => ({ name, valueFrom: { secretKeyRef: { name: "kce-service-env", key: name } } })),
+  ];
+  if (extra.secretEnv) {
+    kustomization.secretGenerator.push({
+      name: "kce-service-env",
+      namespace: NAMESPACE,
+      literals: Object.entries(extra.secretEnv).map(([k, v]) => `${k}=${v}`),
+      options: { disableNameSuffixHash: true },
+    });
+  }
+  if (env.length > 0) {
+    (kustomization as Record<string, unknown>).patches = [
+      {
+        target: { kind: "Deployment", name: "kce-service" },
+        patch: yaml.dump({
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: "kce-service", namespace: NAMESPACE },
+          spec: { template: { spec: { containers: [{ name: "service", env }] } } },
+        }),
+      },
+    ];
+  }
   writeFileSync(join(overlay, "kustomization.yaml"), yaml.dump(kustomization));
   writeFileSync(join(overlay, "config.yaml"), yaml.dump(config));
   const existed = (await kubectl(["-n", NAMESPACE, "get", "deployment", "kce-service", "--ignore-not-found", "-o", "name"])).trim() !== "";
