@@ -219,27 +219,30 @@ c.JupyterHub.load_roles = [
   }
 
   /**
-   * Logs `user` in through the hub's login form (dummy authenticator; the first login creates the user), then
-   * gets a token of theirs: POST /hub/api/users/<u>/tokens authenticated by the same credentials in the body,
-   * JupyterHub's way for a client without a browser.
+   * Logs `user` in with their password (the dummy authenticator) and returns a token of theirs: POST
+   * /hub/api/users/<u>/tokens authenticated by the credentials in the body — JupyterHub's login for a client
+   * without a browser. The user is created first by the tests' admin service, as an admin would add them.
    */
   async login(user: string): Promise<string> {
-    const form = await fetch(`${this.publicUrl}hub/login`);
-    const xsrf = /_xsrf=([^;]+)/.exec(form.headers.get("set-cookie") ?? "")?.[1] ?? "";
-    const login = await fetch(`${this.publicUrl}hub/login?next=`, {
-      method: "POST",
-      redirect: "manual",
-      headers: { "content-type": "application/x-www-form-urlencoded", cookie: `_xsrf=${xsrf}` },
-      body: new URLSearchParams({ username: user, password: this.password, _xsrf: xsrf }).toString(),
-    });
-    if (login.status !== 302) throw new Error(`login of ${user} failed: HTTP ${login.status}\n${this.output().slice(-3000)}`);
+    const created = await this.api(`/users/${user}`, this.adminToken, { method: "POST" });
+    if (created.status !== 201 && created.status !== 409) throw new Error(`creating user ${user}: HTTP ${created.status} ${await created.text()}`);
     const res = await fetch(`${this.publicUrl}hub/api/users/${user}/tokens`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ auth: { username: user, password: this.password }, note: "e2e login" }),
     });
-    if (!res.ok) throw new Error(`token for ${user}: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok) throw new Error(`login of ${user}: HTTP ${res.status} ${await res.text()}\n${this.output().slice(-3000)}`);
     return ((await res.json()) as { token: string }).token;
+  }
+
+  /** A wrong password is refused (the login is real). */
+  async loginStatus(user: string, password: string): Promise<number> {
+    const res = await fetch(`${this.publicUrl}hub/api/users/${user}/tokens`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ auth: { username: user, password } }),
+    });
+    return res.status;
   }
 
   /** A hub API call with a given token. */
