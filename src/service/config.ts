@@ -137,6 +137,12 @@ function pick<T>(doc: Doc, key: string, path: string, fallback: T, check: (v: un
   return v;
 }
 
+/** `pick` for the keys of one section: the path in messages is `<prefix>.<key>`. */
+function reader(doc: Doc, prefix: string) {
+  return <T>(key: string, fallback: T, check: (v: unknown) => v is T, expected: string): T =>
+    pick(doc, key, prefix === "" ? key : `${prefix}.${key}`, fallback, check, expected);
+}
+
 const isString = (v: unknown): v is string => typeof v === "string";
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0;
@@ -171,6 +177,7 @@ export function resolveServiceConfig(doc: unknown, env: Record<string, string | 
   const limitsDoc = section(root, "limits", "limits");
   const runnerDoc = section(root, "runner", "runner");
   const providersDoc = section(root, "providers", "providers");
+  const [top, url, limit, run] = [reader(root, ""), reader(urlsDoc, "urls"), reader(limitsDoc, "limits"), reader(runnerDoc, "runner")];
   const enabled = pick(providersDoc, "enabled", "providers.enabled", d.providers.enabled as string[], isStrings, "a list of gh, gl, git");
   for (const p of enabled) if (!["gh", "gl", "git"].includes(p)) fail("providers.enabled", "a list of gh, gl, git", enabled);
   const providerBase = (id: "gh" | "gl"): string => {
@@ -179,59 +186,59 @@ export function resolveServiceConfig(doc: unknown, env: Record<string, string | 
     if (!/^https?:\/\/[^/]+/.test(base)) fail(`providers.${id}.baseUrl`, "an http(s) URL", base);
     return base;
   };
-  const port = env.KCE_SERVICE_PORT !== undefined ? Number(env.KCE_SERVICE_PORT) : pick(root, "port", "port", d.port, isPositive, "a port number");
+  const port = env.KCE_SERVICE_PORT !== undefined ? Number(env.KCE_SERVICE_PORT) : top("port", d.port, isPositive, "a port number");
   if (!isPositive(port) || port > 65535) fail("port", "a port number", port);
   const limits: ServiceLimits = {
-    maxRunning: pick(limitsDoc, "maxRunning", "limits.maxRunning", d.limits.maxRunning, isPositive, "a positive integer"),
-    maxPerRepository: pick(limitsDoc, "maxPerRepository", "limits.maxPerRepository", d.limits.maxPerRepository, isPositive, "a positive integer"),
-    maxQueued: pick(limitsDoc, "maxQueued", "limits.maxQueued", d.limits.maxQueued, isPositive, "a positive integer"),
+    maxRunning: limit("maxRunning", d.limits.maxRunning, isPositive, "a positive integer"),
+    maxPerRepository: limit("maxPerRepository", d.limits.maxPerRepository, isPositive, "a positive integer"),
+    maxQueued: limit("maxQueued", d.limits.maxQueued, isPositive, "a positive integer"),
     maxRepoBytes: limitsDoc.maxRepoBytes === undefined ? d.limits.maxRepoBytes : parseBytes(limitsDoc.maxRepoBytes, "limits.maxRepoBytes"),
-    buildTimeoutSeconds: pick(limitsDoc, "buildTimeoutSeconds", "limits.buildTimeoutSeconds", d.limits.buildTimeoutSeconds, isPositive, "seconds"),
-    concurrentBuildsPerToken: pick(limitsDoc, "concurrentBuildsPerToken", "limits.concurrentBuildsPerToken", d.limits.concurrentBuildsPerToken, isPositive, "a positive integer"),
-    buildsPerTokenPerHour: pick(limitsDoc, "buildsPerTokenPerHour", "limits.buildsPerTokenPerHour", d.limits.buildsPerTokenPerHour, isPositive, "a positive integer"),
+    buildTimeoutSeconds: limit("buildTimeoutSeconds", d.limits.buildTimeoutSeconds, isPositive, "seconds"),
+    concurrentBuildsPerToken: limit("concurrentBuildsPerToken", d.limits.concurrentBuildsPerToken, isPositive, "a positive integer"),
+    buildsPerTokenPerHour: limit("buildsPerTokenPerHour", d.limits.buildsPerTokenPerHour, isPositive, "a positive integer"),
   };
   const resourcesDoc = section(runnerDoc, "resources", "runner.resources");
   const runner: RunnerSettings = {
-    image: env.KCE_SERVICE_RUNNER_IMAGE ?? pick<string | null>(runnerDoc, "image", "runner.image", d.runner.image, isString, "an image reference"),
-    command: pick(runnerDoc, "command", "runner.command", d.runner.command, isStrings, "a list of strings"),
-    serviceAccountName: pick(runnerDoc, "serviceAccountName", "runner.serviceAccountName", d.runner.serviceAccountName, isString, "a name"),
-    ttlSecondsAfterFinished: pick(runnerDoc, "ttlSecondsAfterFinished", "runner.ttlSecondsAfterFinished", d.runner.ttlSecondsAfterFinished, isPositive, "seconds"),
-    userName: pick(runnerDoc, "userName", "runner.userName", d.runner.userName, isString, "a user name"),
-    userId: pick(runnerDoc, "userId", "runner.userId", d.runner.userId, isPositive, "a uid other than 0"),
+    image: env.KCE_SERVICE_RUNNER_IMAGE ?? run<string | null>("image", d.runner.image, isString, "an image reference"),
+    command: run("command", d.runner.command, isStrings, "a list of strings"),
+    serviceAccountName: run("serviceAccountName", d.runner.serviceAccountName, isString, "a name"),
+    ttlSecondsAfterFinished: run("ttlSecondsAfterFinished", d.runner.ttlSecondsAfterFinished, isPositive, "seconds"),
+    userName: run("userName", d.runner.userName, isString, "a user name"),
+    userId: run("userId", d.runner.userId, isPositive, "a uid other than 0"),
     resources: {
       requests: pick(resourcesDoc, "requests", "runner.resources.requests", d.runner.resources.requests, isStringMap, "a mapping of strings"),
       limits: pick(resourcesDoc, "limits", "runner.resources.limits", d.runner.resources.limits, isStringMap, "a mapping of strings"),
     },
-    env: pick(runnerDoc, "env", "runner.env", d.runner.env, isStringMap, "a mapping of strings"),
-    warmSpares: pick(runnerDoc, "warmSpares", "runner.warmSpares", d.runner.warmSpares, isCount, "a number ≥ 0"),
-    spareMaxWaitSeconds: pick(runnerDoc, "spareMaxWaitSeconds", "runner.spareMaxWaitSeconds", d.runner.spareMaxWaitSeconds, isPositive, "seconds"),
+    env: run("env", d.runner.env, isStringMap, "a mapping of strings"),
+    warmSpares: run("warmSpares", d.runner.warmSpares, isCount, "a number ≥ 0"),
+    spareMaxWaitSeconds: run("spareMaxWaitSeconds", d.runner.spareMaxWaitSeconds, isPositive, "seconds"),
   };
-  const hubDoc = section(root, "hub", "hub");
+  const hubKey = reader(section(root, "hub", "hub"), "hub");
   const hub: HubConfig = {
-    publicUrl: env.JUPYTERHUB_PUBLIC_URL ?? pick<string | null>(hubDoc, "publicUrl", "hub.publicUrl", d.hub.publicUrl, isString, "a URL"),
-    launchTimeoutSeconds: pick(hubDoc, "launchTimeoutSeconds", "hub.launchTimeoutSeconds", d.hub.launchTimeoutSeconds, isPositive, "seconds"),
-    tokenExpiresSeconds: pick(hubDoc, "tokenExpiresSeconds", "hub.tokenExpiresSeconds", d.hub.tokenExpiresSeconds, isPositive, "seconds"),
+    publicUrl: env.JUPYTERHUB_PUBLIC_URL ?? hubKey<string | null>("publicUrl", d.hub.publicUrl, isString, "a URL"),
+    launchTimeoutSeconds: hubKey("launchTimeoutSeconds", d.hub.launchTimeoutSeconds, isPositive, "seconds"),
+    tokenExpiresSeconds: hubKey("tokenExpiresSeconds", d.hub.tokenExpiresSeconds, isPositive, "seconds"),
   };
   if (hub.publicUrl !== null && !/^https?:\/\/[^/]+/.test(hub.publicUrl)) fail("hub.publicUrl", "an http(s) URL", hub.publicUrl);
-  const tokensDir = env.KCE_SERVICE_TOKENS_DIR ?? pick<string | null>(root, "tokensDir", "tokensDir", d.tokensDir, isString, "a directory");
+  const tokensDir = env.KCE_SERVICE_TOKENS_DIR ?? top<string | null>("tokensDir", d.tokensDir, isString, "a directory");
   return {
-    host: pick(root, "host", "host", d.host, isString, "an address"),
+    host: top("host", d.host, isString, "an address"),
     port,
-    baseUrl: normalizeBaseUrl(env.JUPYTERHUB_SERVICE_PREFIX ?? pick(root, "baseUrl", "baseUrl", d.baseUrl, isString, "a path")),
-    imagePrefix: pick(root, "imagePrefix", "imagePrefix", d.imagePrefix, isString, "an image name prefix"),
+    baseUrl: normalizeBaseUrl(env.JUPYTERHUB_SERVICE_PREFIX ?? top("baseUrl", d.baseUrl, isString, "a path")),
+    imagePrefix: top("imagePrefix", d.imagePrefix, isString, "an image name prefix"),
     providers: { gh: { baseUrl: providerBase("gh") }, gl: { baseUrl: providerBase("gl") }, enabled: enabled as ProviderId[] },
     urls: {
-      allowedSchemes: pick(urlsDoc, "allowedSchemes", "urls.allowedSchemes", d.urls.allowedSchemes, isStrings, "a list of schemes"),
-      allowedHosts: pick(urlsDoc, "allowedHosts", "urls.allowedHosts", d.urls.allowedHosts, isStrings, "a list of host patterns"),
-      allowedCidrs: pick(urlsDoc, "allowedCidrs", "urls.allowedCidrs", d.urls.allowedCidrs, isStrings, "a list of CIDR ranges"),
-      blockedCidrs: pick(urlsDoc, "blockedCidrs", "urls.blockedCidrs", d.urls.blockedCidrs, isStrings, "a list of CIDR ranges"),
-      blockedEndpoints: pick(urlsDoc, "blockedEndpoints", "urls.blockedEndpoints", d.urls.blockedEndpoints, isStrings, "a list of ip:port"),
+      allowedSchemes: url("allowedSchemes", d.urls.allowedSchemes, isStrings, "a list of schemes"),
+      allowedHosts: url("allowedHosts", d.urls.allowedHosts, isStrings, "a list of host patterns"),
+      allowedCidrs: url("allowedCidrs", d.urls.allowedCidrs, isStrings, "a list of CIDR ranges"),
+      blockedCidrs: url("blockedCidrs", d.urls.blockedCidrs, isStrings, "a list of CIDR ranges"),
+      blockedEndpoints: url("blockedEndpoints", d.urls.blockedEndpoints, isStrings, "a list of ip:port"),
     },
     tokensDir,
-    corsOrigins: pick(root, "corsOrigins", "corsOrigins", d.corsOrigins, isStrings, "a list of origins"),
+    corsOrigins: top("corsOrigins", d.corsOrigins, isStrings, "a list of origins"),
     limits,
     runner,
     hub,
-    lingerSeconds: pick(root, "lingerSeconds", "lingerSeconds", d.lingerSeconds, (v): v is number => typeof v === "number" && v >= 0, "seconds"),
+    lingerSeconds: top("lingerSeconds", d.lingerSeconds, (v): v is number => typeof v === "number" && v >= 0, "seconds"),
   };
 }

@@ -9,16 +9,9 @@ import {
   type KubernetesEngineOptions,
 } from "../../src/config.js";
 import { InvalidInputError } from "../../src/errors.js";
+import { thrown } from "../support/thrown.js";
 
 /** The error a call throws (fails the test when it does not throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("resolveEngineConfig defaults", () => {
   const config = resolveEngineConfig({}, {});

@@ -1,18 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
 import { DEFAULT_SERVICE_CONFIG, parseBytes, resolveServiceConfig } from "../../../src/service/config.js";
+import { thrown } from "../../support/thrown.js";
 
 const MiB = 1024 * 1024;
 
 /** The error a call throws (fails the test when it does not throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("resolveServiceConfig defaults", () => {
   it.each([undefined, null, {}])("%j → the defaults", (doc) => {

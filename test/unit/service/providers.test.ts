@@ -3,18 +3,11 @@
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
 import { DEFAULT_PROVIDERS, isCommitId, parseRepoSpec, SpecError, type ProviderSettings } from "../../../src/service/providers.js";
+import { thrown } from "../../support/thrown.js";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 
 /** The error a call throws (fails the test when it does not throw). */
-function thrown(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error("expected a throw");
-}
 
 describe("parseRepoSpec: gh", () => {
   it.each([
