@@ -10,6 +10,7 @@ import {
   resolveEngineConfig,
   resolveRegistry,
   type KubernetesEngineOptions,
+  type RegistryCredentials,
   type RegistryOptions,
   type ResolvedEngineConfig,
   type ResolvedRegistry,
@@ -20,7 +21,9 @@ import type { CleanupAction } from "./pods/cleanup.js";
 import type { BuildOptions, ContainerEngine, RunOptions } from "./contract.js";
 import { ContainerEngineError, InvalidInputError, KubernetesApiError } from "./errors.js";
 import { formatImageReference, parseImageReference, resolveImageReference, type Image } from "./image.js";
+import { ClusterApi } from "./kube/api.js";
 import { KubeClient } from "./kube/client.js";
+import { parseDockerConfigJson } from "./registry/docker-config.js";
 import { forwardPorts } from "./kube/port-forward.js";
 import { engineAnnotations, engineLabels } from "./pods/labels.js";
 import { parsePortBindings } from "./pods/ports.js";
@@ -38,7 +41,10 @@ export class KubernetesEngine implements ContainerEngine {
   readonly client: KubeClient;
   private readonly log: (message: string) => void;
   private registryPromise: Promise<ResolvedRegistry> | null = null;
-  private registryClientInstance: RegistryClient | null = null;
+  /** One registry HTTP client per registry (host as named, host as reached). */
+  private readonly registryClients = new Map<string, RegistryClient>();
+  /** Credentials read from `registry.credentialsSecret` when no registryCredentials are given. */
+  private secretCredentials: RegistryCredentials | null = null;
 
   /** @throws InvalidInputError for a bad option (nothing is sent anywhere). */
   constructor(options: KubernetesEngineOptions = {}, env: Record<string, string | undefined> = process.env) {
@@ -151,16 +157,50 @@ export class KubernetesEngine implements ContainerEngine {
 
   /** The registry: configured, or published by the cluster (KEP-1755 `local-registry-hosting`). */
   registry(): Promise<ResolvedRegistry> {
-    this.registryPromise ??= this.discoverRegistry().catch((err: unknown) => {
-      this.registryPromise = null;
-      throw err;
-    });
+    this.registryPromise ??= this.discoverRegistry()
+      .then(async (registry) => {
+        await this.loadSecretCredentials(registry);
+        return registry;
+      })
+      .catch((err: unknown) => {
+        this.registryPromise = null;
+        throw err;
+      });
     return this.registryPromise;
+  }
+
+  /**
+   * With only `registry.credentialsSecret` configured, the builders push with that Secret, and the engine's own
+   * registry requests (inspectImage, images, the content-hash lookup) use it too: read it once. A Secret that
+   * cannot be read leaves those requests anonymous, with a warning that says what to do.
+   */
+  private async loadSecretCredentials(registry: ResolvedRegistry): Promise<void> {
+    if (!registry.credentialsSecret || this.config.registryCredentials) return;
+    try {
+      const doc = await new ClusterApi(this.client).dockerConfigOfSecret(registry.credentialsSecret);
+      const found = doc === null ? null : (parseDockerConfigJson(doc, registry.apiHost) ?? parseDockerConfigJson(doc, registry.host));
+      if (found) {
+        this.secretCredentials = { registry: registry.host, ...found };
+        return;
+      }
+      this.log(
+        `registry Secret ${registry.credentialsSecret} ${doc === null ? "was not found or has no .dockerconfigjson" : `has no entry for ${registry.host}`}: ` +
+          "the engine's own registry requests go unauthenticated",
+      );
+    } catch (err) {
+      this.log(
+        `cannot read registry Secret ${registry.credentialsSecret} (${err instanceof Error ? err.message : String(err)}): the engine's own ` +
+          "registry requests go unauthenticated; allow `list` on Secrets or set registryCredentials",
+      );
+    }
   }
 
   /** The registry HTTP client, with the push credentials for the registry's host. */
   registryClient(registry: ResolvedRegistry): RegistryClient {
-    const credentials = this.config.registryCredentials;
+    const key = `${registry.host} ${registry.apiHost}`;
+    const known = this.registryClients.get(key);
+    if (known) return known;
+    const credentials = this.config.registryCredentials ?? this.secretCredentials;
     const hostOptions = (host: string): { insecure: boolean; credentials: { username: string; password: string } | null; endpoint: string } => ({
       insecure: registry.insecure,
       endpoint: registry.apiHost,
@@ -175,7 +215,7 @@ export class KubernetesEngine implements ContainerEngine {
     const others = [...insecure, ...(credentials?.registry ? [credentials.registry] : [])]
       .map(normalizeHost)
       .filter((host, i, all) => all.indexOf(host) === i && !sameHost(host, registry.host));
-    this.registryClientInstance ??= new RegistryClient({
+    const client = new RegistryClient({
       hosts: {
         [registry.host]: hostOptions(registry.host),
         ...Object.fromEntries(
@@ -189,7 +229,8 @@ export class KubernetesEngine implements ContainerEngine {
         ),
       },
     });
-    return this.registryClientInstance;
+    this.registryClients.set(key, client);
+    return client;
   }
 
   private builder(): Builder {

@@ -43,6 +43,9 @@ export function buildkitCacheRef(cacheRepo: string): string {
   return last.includes(":") || cacheRepo.includes("@") ? cacheRepo : `${cacheRepo}:buildkit`;
 }
 
+/** buildctl-daemonless.sh's tries to reach a starting buildkitd (sleeping 0.1 + 0.02·n s each: ≈ 60 s in all). */
+export const BUILDCTL_CONNECT_RETRIES = 75;
+
 /** Where the context is unpacked. */
 export const BUILDKIT_WORKSPACE = "/workspace";
 /** buildkitd's state (an emptyDir): `--root`. */
@@ -140,7 +143,12 @@ function env(input: BuildkitJobInput): V1EnvVar[] {
   const flags = [`--root=${BUILDKIT_STATE_DIR}`];
   if (input.mode === "rootless") flags.push("--oci-worker-no-process-sandbox");
   if (config) flags.push(`--config=${CONFIG_FILE}`);
-  const out: V1EnvVar[] = [{ name: "BUILDKITD_FLAGS", value: flags.join(" ") }];
+  const out: V1EnvVar[] = [
+    { name: "BUILDKITD_FLAGS", value: flags.join(" ") },
+    // buildctl-daemonless.sh gives buildkitd 10 tries (≈ 2 s) to come up by default: a rootless daemon on a
+    // busy node takes longer ("could not connect … after 10 trials"). 75 tries wait ≈ 60 s.
+    { name: "BUILDCTL_CONNECT_RETRIES_MAX", value: String(BUILDCTL_CONNECT_RETRIES) },
+  ];
   if (config) out.push({ name: "KCE_BUILDKITD_CONFIG", value: config });
   if (input.credentialsSecret) out.push({ name: "DOCKER_CONFIG", value: BUILDKIT_DOCKER_CONFIG_DIR });
   return out;

@@ -46,6 +46,11 @@ export interface KubeApi {
   eventsFor(objectName: string, options?: { signal?: AbortSignal }): Promise<CoreV1Event[]>;
   /** THE log follower (see {@link followLogs}): every line of a container once, in order. */
   followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine>;
+  /**
+   * The `.dockerconfigjson` of Secret `name` (decoded), or null when there is no such Secret or key. Read by
+   * listing with a field selector: the engine's Role may list Secrets (for gc) but not get them.
+   */
+  dockerConfigOfSecret(name: string, options?: { signal?: AbortSignal }): Promise<string | null>;
   /** `ip:port` of the API server (Endpoints `default/kubernetes`), or null when not allowed to read them. */
   apiServerEndpoints(options?: { signal?: AbortSignal }): Promise<string[] | null>;
 }
@@ -139,6 +144,18 @@ export class ClusterApi implements KubeApi {
 
   followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine> {
     return followLogs(this.client, options);
+  }
+
+  async dockerConfigOfSecret(name: string, options?: { signal?: AbortSignal }): Promise<string | null> {
+    const c = this.client;
+    const list = await c.call(
+      "list",
+      "secrets",
+      (x) => c.core.listNamespacedSecret({ namespace: c.namespace, fieldSelector: `metadata.name=${name}` }, x),
+      { name, ...signalOf(options) },
+    );
+    const data = list.items[0]?.data?.[".dockerconfigjson"];
+    return data === undefined ? null : Buffer.from(data, "base64").toString("utf8");
   }
 
   async apiServerEndpoints(options?: { signal?: AbortSignal }): Promise<string[] | null> {

@@ -13,6 +13,11 @@ export const REQUIRED_ENV = [
   "KCE_AUTH_REGISTRY_PUSH",
   "KCE_AUTH_USER",
   "KCE_AUTH_PASSWORD",
+  "KCE_KANIKO_IMAGE",
+  "KCE_BUILDKIT_IMAGE",
+  "KCE_BUILDKIT_ROOTLESS_IMAGE",
+  "KCE_PYTHON_BASE_IMAGE",
+  "KCE_NODE_IP",
 ] as const;
 
 const HOW_TO = 'Start the local cluster first:  eval "$(test/cluster/up)"  (see test/cluster/README.md)';

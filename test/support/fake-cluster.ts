@@ -259,6 +259,14 @@ export class FakeCluster implements KubeApi {
     return this.events.filter((e) => e.involvedObject?.name === objectName);
   }
 
+  /** Secret name → `.dockerconfigjson` text. */
+  dockerConfigs = new Map<string, string>();
+
+  async dockerConfigOfSecret(name: string): Promise<string | null> {
+    this.calls.push(`list secrets/${name}`);
+    return this.dockerConfigs.get(name) ?? null;
+  }
+
   async apiServerEndpoints(): Promise<string[] | null> {
     return this.endpoints;
   }

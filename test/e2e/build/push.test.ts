@@ -140,6 +140,36 @@ describe("build({push}) to the auth registry", () => {
   });
 });
 
+describe("the auth registry as the engine's registry, with only a credentials Secret", () => {
+  it("builds and pushes with the Secret, and the engine's own registry requests (inspectImage, images) use it too", async () => {
+    const { admin, namespace } = scope.ns;
+    const name = `registry-${randomBytes(3).toString("hex")}`;
+    const dockerconfig = JSON.stringify({ auths: { [AUTH]: { auth: basicAuth(USER, PASSWORD) }, [AUTH_PUSH]: { auth: basicAuth(USER, PASSWORD) } } });
+    await admin.call("create", "secrets", (o) =>
+      admin.core.createNamespacedSecret(
+        {
+          namespace,
+          body: {
+            metadata: { name, labels: { "app.kubernetes.io/managed-by": "kube-container-engine-test" } },
+            type: "kubernetes.io/dockerconfigjson",
+            data: { ".dockerconfigjson": Buffer.from(dockerconfig).toString("base64") },
+          },
+        },
+        o,
+      ),
+    );
+    const e = engine({ builder: "kaniko", registry: { host: AUTH, pushHost: AUTH_PUSH, insecure: true, credentialsSecret: name } });
+    const repository = `kce-e2e/secret-only-${randomBytes(4).toString("hex")}`;
+    const stream = e.build({ tag: `${repository}:1`, path: contextDir(scope.dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo s > /s\n` }) });
+    await drain(stream);
+    const result = await stream.result;
+    expect(await authClient().manifestDigest(`${AUTH}/${repository}:1`)).toBe(result.digest);
+    // Without the Secret's credentials these were 401s.
+    expect((await e.inspectImage(`${repository}:1`))?.tags).toEqual([`${repository}:1`]);
+    expect((await e.images()).flatMap((i) => i.tags)).toContain(`${repository}:1`);
+  });
+});
+
 describe("credentials", () => {
   it("appear in no pod spec, Job, event, engine output or log message, nor in the user's docker config", async () => {
     const { admin, namespace } = scope.ns;

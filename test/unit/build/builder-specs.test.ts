@@ -254,11 +254,16 @@ describe("buildkitJob", () => {
     expect(toml).toBe('[registry."a:5000"]\n  http = true\n  insecure = true\n\n[registry."b:5000"]\n  http = true\n  insecure = true\n');
     expect(container(privileged).env).toEqual([
       { name: "BUILDKITD_FLAGS", value: "--root=/var/lib/buildkit --config=/tmp/kce/buildkitd.toml" },
+      { name: "BUILDCTL_CONNECT_RETRIES_MAX", value: "75" },
       { name: "KCE_BUILDKITD_CONFIG", value: buildkitdConfig({ ...base, mode: "privileged" }) },
       { name: "DOCKER_CONFIG", value: "/kce/docker" },
     ]);
     const plain = buildkitJob({ ...base, mode: "privileged", insecureRegistries: [], credentialsSecret: undefined });
-    expect(container(plain).env).toEqual([{ name: "BUILDKITD_FLAGS", value: "--root=/var/lib/buildkit" }]);
+    expect(container(plain).env).toEqual([
+      { name: "BUILDKITD_FLAGS", value: "--root=/var/lib/buildkit" },
+      // a slow daemon start under load must not fail the build (≈ 60 s instead of buildctl-daemonless.sh's 2 s)
+      { name: "BUILDCTL_CONNECT_RETRIES_MAX", value: "75" },
+    ]);
   });
 
   it("mounts state, workspace and the credentials as a DOCKER_CONFIG directory", () => {
