@@ -28,12 +28,16 @@ export class BuildError extends ContainerEngineError {
   readonly exitCode: number | null;
   /** The builder's last output lines (without trailing newlines). */
   readonly logTail: string[];
+  /**
+   * `options` may be left out (JavaScript callers, and the seed's `BuildError(message)`): the reason is then
+   * `failed`, with no exit code and no log tail.
+   */
   constructor(
     message: string,
-    options: { reason: BuildFailureReason; exitCode?: number | null; logTail?: string[]; cause?: unknown },
+    options: { reason?: BuildFailureReason; exitCode?: number | null; logTail?: string[]; cause?: unknown } = {},
   ) {
     super(message, { cause: options.cause });
-    this.reason = options.reason;
+    this.reason = options.reason ?? "failed";
     this.exitCode = options.exitCode ?? null;
     this.logTail = options.logTail ?? [];
   }

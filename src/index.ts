@@ -18,6 +18,7 @@ export {
   CancelledError,
   ContainerNotFoundError,
 } from "./errors.js";
+export { RegistryError } from "./registry/errors.js";
 export type { BuildFailureReason } from "./errors.js";
 export type {
   ContainerEngine,
