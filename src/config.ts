@@ -3,10 +3,21 @@
  */
 import { randomBytes } from "node:crypto";
 import type { KubeConfig, V1Toleration } from "@kubernetes/client-node";
-import { parseContextCompression, type ContextCompression } from "./build/context-compression.js";
 import { InvalidInputError } from "./errors.js";
 
 export type BuilderKind = "kaniko" | "buildkit";
+
+/** How the build context is compressed on its way to the builder: "auto", or a fixed gzip level 0 (stored) … 9. */
+export type ContextCompression = "auto" | number;
+
+/** Validates an option or environment value: "auto", "none" (= 0), or a level 0–9. */
+export function parseContextCompression(value: unknown, name: string): ContextCompression {
+  if (value === "auto") return "auto";
+  if (value === "none") return 0;
+  const level = typeof value === "string" && /^\d$/.test(value.trim()) ? Number(value) : value;
+  if (typeof level === "number" && Number.isInteger(level) && level >= 0 && level <= 9) return level;
+  throw new InvalidInputError(`${name} must be "auto", "none" or a gzip level 0–9, not ${JSON.stringify(value)}`);
+}
 /** How BuildKit runs: `auto` picks rootless when the cluster allows it, else privileged. */
 export type BuildkitMode = "auto" | "rootless" | "privileged";
 

@@ -29,12 +29,13 @@ import { engineAnnotations, engineLabels } from "./pods/labels.js";
 import { parsePortBindings } from "./pods/ports.js";
 import { parseEnvironment, parseUser, parseVolumes } from "./pods/run-options.js";
 import { runPodSpec } from "./pods/run-pod.js";
+import type { RegistryAccess } from "./registry/access.js";
 import { RegistryClient } from "./registry/client.js";
 import { inspectImage, listImages } from "./registry/inspect.js";
 import { LOCAL_REGISTRY_HOSTING, registryFromLocalRegistryHosting } from "./registry-hosting.js";
 
 /** repo2docker's ContainerEngine on Kubernetes. Construction is cheap and does no I/O. */
-export class KubernetesEngine implements ContainerEngine {
+export class KubernetesEngine implements ContainerEngine, RegistryAccess {
   readonly stringOutput = true as const;
   readonly config: ResolvedEngineConfig;
   readonly kubeConfig: KubeConfig;
@@ -234,7 +235,7 @@ export class KubernetesEngine implements ContainerEngine {
   }
 
   private builder(): Builder {
-    return new Builder({ engine: this, config: this.config, client: this.client, log: this.log });
+    return new Builder({ registries: this, config: this.config, client: this.client, log: this.log });
   }
 
   private async discoverRegistry(): Promise<ResolvedRegistry> {

@@ -42,7 +42,9 @@ export type {
 } from "./config.js";
 export { DEFAULT_BUILDER_IMAGES, DEFAULT_TIMEOUTS } from "./config.js";
 export type { BuildResult, BuildStream } from "./build/builder.js";
-export type { ContextCompression } from "./build/context-compression.js";
+export type { ContextCompression } from "./config.js";
+export { parseContextCompression } from "./config.js";
+export { publishFlagsToPorts } from "./pods/ports.js";
 export type { PodState, PodFailure } from "./pods/status.js";
 export type { GcOptions } from "./cleanup.js";
 export type { CleanupAction } from "./pods/cleanup.js";

@@ -16,6 +16,7 @@ import { jobStateOf } from "../pods/builder-status.js";
 import type { RegistryClient } from "../registry/client.js";
 import { unknownBuildOptions, validateBuildOptions, type ValidatedBuildOptions } from "./build-options.js";
 import { BuildkitModes } from "./buildkit-probe.js";
+import type { BuilderDeps } from "./deps.js";
 import { buildContentHash, contentJobName, randomJobName } from "./content-hash.js";
 import { ContentStore } from "./content-store.js";
 import { createBuildContext, type BuildContext } from "./context.js";
@@ -47,13 +48,7 @@ export interface BuildStream extends AsyncIterable<string> {
   readonly result: Promise<BuildResult>;
 }
 
-/** The engine parts a build uses. */
-export interface BuilderDeps {
-  engine: { registry(): Promise<ResolvedRegistry>; registryClient(registry: ResolvedRegistry): RegistryClient };
-  config: ResolvedEngineConfig;
-  client: KubeClient;
-  log: (message: string) => void;
-}
+export type { BuilderDeps } from "./deps.js";
 
 /** How often a build retries after the identical build it joined was deleted (its creator cancelled). */
 const MAX_JOIN_ATTEMPTS = 3;
@@ -123,7 +118,7 @@ export class Builder {
       dockerfile: validated.dockerfile,
     });
     try {
-      const registry = await this.deps.engine.registry();
+      const registry = await this.deps.registries.registry();
       const { config } = this.deps;
       const build: BuildJob = {
         options,
@@ -160,7 +155,7 @@ export class Builder {
   }
 
   private store(registry: ResolvedRegistry): ContentStore {
-    return new ContentStore(this.deps.engine.registryClient(registry), this.deps.log);
+    return new ContentStore(this.deps.registries.registryClient(registry), this.deps.log);
   }
 
   private plan(build: BuildJob, jobName: string): JobPlan {
@@ -284,7 +279,7 @@ export class Builder {
       }
       return this.result(build, { ...outcome, contextBytes: sent }, "built");
     }
-    const client = this.deps.engine.registryClient(build.registry);
+    const client = this.deps.registries.registryClient(build.registry);
     const found = await client.manifestDigest(build.target.tag, build.options.signal ? { signal: build.options.signal } : {});
     if (!found) {
       throw new BuildError(`the builder reported success but ${build.target.image} is not in the registry`, { reason: "not-found" });

@@ -6,12 +6,12 @@
 import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
 import { ContainerEngineError } from "../errors.js";
 import { parseImageReference } from "../image.js";
-import type { RegistryClient } from "../registry/client.js";
+import type { RegistryAccess } from "../registry/access.js";
 import { chooseBuildkitMode } from "./buildkit-mode.js";
 
 /** The engine parts the probe uses. */
 export interface BuildkitProbeDeps {
-  engine: { registryClient(registry: ResolvedRegistry): RegistryClient };
+  registries: Pick<RegistryAccess, "registryClient">;
   config: ResolvedEngineConfig;
   log: (message: string) => void;
 }
@@ -44,7 +44,7 @@ export class BuildkitModes {
     }
     if (ref.registry !== registry.host && ref.registry !== registry.pushHost) return null;
     try {
-      const blob = await this.deps.engine.registryClient(registry).getConfig({ ...ref, registry: registry.host });
+      const blob = await this.deps.registries.registryClient(registry).getConfig({ ...ref, registry: registry.host });
       const user = blob?.config?.["User"];
       return blob ? (typeof user === "string" ? user : "") : null;
     } catch (err) {

@@ -12,10 +12,9 @@
  */
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { constants as zlibConstants, createDeflateRaw, type DeflateRaw } from "node:zlib";
-import { InvalidInputError } from "../errors.js";
+import type { ContextCompression } from "../config.js";
 
-/** "auto", or a fixed gzip level 0 (stored) … 9. */
-export type ContextCompression = "auto" | number;
+export { parseContextCompression, type ContextCompression } from "../config.js";
 
 /** The knobs of "auto" (exported for tests and tuning). */
 export interface AutoCompressionPolicy {
@@ -99,15 +98,6 @@ export function linkIsSlow(window: LinkWindow, policy: AutoCompressionPolicy = A
   if (window.samples === 0 || window.ms <= 0) return false;
   const backlogged = window.backloggedSamples / window.samples >= policy.backloggedShare;
   return backlogged && (window.bytes * 1000) / window.ms < policy.slowLinkBytesPerSecond;
-}
-
-/** Validates an option or environment value: "auto", "none" (= 0), or a level 0–9. */
-export function parseContextCompression(value: unknown, name: string): ContextCompression {
-  if (value === "auto") return "auto";
-  if (value === "none") return 0;
-  const level = typeof value === "string" && /^\d$/.test(value.trim()) ? Number(value) : value;
-  if (typeof level === "number" && Number.isInteger(level) && level >= 0 && level <= 9) return level;
-  throw new InvalidInputError(`${name} must be "auto", "none" or a gzip level 0–9, not ${JSON.stringify(value)}`);
 }
 
 /** zlib's output buffer: fewer, larger chunks (and stdin frames) than the 16 KiB default. */

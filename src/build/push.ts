@@ -20,7 +20,7 @@ import { pack } from "tar-stream";
 import type { ResolvedRegistry } from "../config.js";
 import { BuildError, ContainerEngineError, ImageLoadError, InvalidInputError } from "../errors.js";
 import { parseImageReference } from "../image.js";
-import type { BuilderDeps } from "./builder.js";
+import type { BuilderDeps } from "./deps.js";
 import type { BuildkitModes } from "./buildkit-probe.js";
 import { randomJobName } from "./content-hash.js";
 import { createBuildContext, type BuildContext } from "./context.js";
@@ -73,7 +73,7 @@ async function findSource(deps: PushDeps, registry: ResolvedRegistry, target: Im
   const source = { ...target.tag, registry: registry.host };
   let digest: string | null;
   try {
-    digest = await deps.engine.registryClient(registry).manifestDigest(source, signal ? { signal } : {});
+    digest = await deps.registries.registryClient(registry).manifestDigest(source, signal ? { signal } : {});
   } catch (err) {
     if (!(err instanceof ContainerEngineError) || signal?.aborted) throw err;
     throw new ImageLoadError(`cannot read ${source.repository}:${source.tag} from the engine's registry ${registry.host}: ${err.message}`, { cause: err });
@@ -96,7 +96,7 @@ async function findSource(deps: PushDeps, registry: ResolvedRegistry, target: Im
 export async function* pushImage(deps: PushDeps, ref: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<string> {
   const parsed = parseImageReference(ref);
   if (parsed.digest) throw new InvalidInputError(`push needs a tag, not a digest: ${ref}`);
-  const registry = await deps.engine.registry();
+  const registry = await deps.registries.registry();
   const target = imageTarget(parsed, registry);
   const digest = await findSource(deps, registry, target, options.signal);
   if (target.inEngineRegistry) {

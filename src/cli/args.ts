@@ -2,9 +2,8 @@
  * Command-line parsing for `kce`: pure, so every accepted and rejected shape is unit-tested.
  * Follows kubectl's conventions for the cluster flags (--namespace/-n, --context, --kubeconfig).
  */
-import { parseContextCompression, type ContextCompression } from "../build/context-compression.js";
+import { parseContextCompression, type BuildkitMode, type ContextCompression } from "../index.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import type { BuildkitMode } from "../config.js";
 
 /** A usage error: the CLI prints the message and the command's help, and exits 2. */
 export class UsageError extends Error {

@@ -2,9 +2,7 @@
  * The `kce` commands: each takes the parsed command line and an engine, prints through `Output`, and
  * returns the process exit code.
  */
-import type { KubernetesEngine } from "../engine.js";
-import type { BuildProgress } from "../contract.js";
-import { publishFlagsToPorts } from "../pods/ports.js";
+import { publishFlagsToPorts, type BuildProgress, type KubernetesEngine } from "../index.js";
 import { parseDuration, parseKeyValues, UsageError, type ParsedCommand } from "./args.js";
 import type { Output } from "./output.js";
 

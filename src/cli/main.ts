@@ -5,8 +5,7 @@
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { KubernetesEngine } from "../engine.js";
-import { ContainerEngineError } from "../errors.js";
+import { ContainerEngineError, KubernetesEngine } from "../index.js";
 import { COMMANDS, GLOBAL_USAGE, parseCommandLine, UsageError, type ParsedCommand } from "./args.js";
 import {
   buildCommand,

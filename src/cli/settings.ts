@@ -2,13 +2,12 @@
  * Where `kce` gets its engine options: flags, then environment, then a YAML config file
  * (`--config`, `$KCE_CONFIG`, `~/.config/kce/config.yaml`). Pure apart from reading the file.
  */
-import type { ContextCompression } from "../build/context-compression.js";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import yaml from "js-yaml";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { BuildkitMode, KubernetesEngineOptions, RegistryOptions } from "../config.js";
+import type { BuildkitMode, ContextCompression, KubernetesEngineOptions, RegistryOptions } from "../index.js";
 import type { EngineFlags, GlobalFlags } from "./args.js";
 import { UsageError } from "./args.js";
 
