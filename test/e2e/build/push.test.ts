@@ -158,7 +158,11 @@ describe("the auth registry as the engine's registry, with only a credentials Se
         o,
       ),
     );
-    const e = engine({ builder: "kaniko", registry: { host: AUTH, pushHost: AUTH_PUSH, insecure: true, credentialsSecret: name } });
+    const e = engine({
+      builder: "kaniko",
+      registry: { host: AUTH, pushHost: AUTH_PUSH, insecure: true, credentialsSecret: name },
+      insecureRegistries: [AUTH_PUSH, env("KCE_REGISTRY")], // the FROM image is on the open registry
+    });
     const repository = `kce-e2e/secret-only-${randomBytes(4).toString("hex")}`;
     const stream = e.build({ tag: `${repository}:1`, path: contextDir(scope.dir, { Dockerfile: `FROM ${baseImage()}\nRUN echo s > /s\n` }) });
     await drain(stream);
