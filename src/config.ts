@@ -5,7 +5,41 @@ import { randomBytes } from "node:crypto";
 import type { KubeConfig, V1Toleration } from "@kubernetes/client-node";
 import { InvalidInputError } from "./errors.js";
 
-export type BuilderKind = "kaniko" | "buildkit";
+/** `buildkit-pool`: builds go to long-running rootless BuildKit daemons (see {@link PoolOptions}), no pod per build. */
+export type BuilderKind = "kaniko" | "buildkit" | "buildkit-pool";
+
+/** The warm BuildKit pool (`builder: "buildkit-pool"`). Each option also reads `KCE_POOL_<NAME>`. */
+export interface PoolOptions {
+  /** The pool's name: daemons are pods `kce-pool-<name>-<slot>`. Default "default" (KCE_POOL_NAME). */
+  name?: string;
+  /** Daemons at most. Default 2 (KCE_POOL_MAX_DAEMONS). */
+  maxDaemons?: number;
+  /** A daemon stops after this long without a build, s. Default 600 (KCE_POOL_IDLE_SECONDS). */
+  idleSeconds?: number;
+  /** A daemon is replaced at the latest after this long, s. Default 86 400 (KCE_POOL_LIFETIME_SECONDS). */
+  lifetimeSeconds?: number;
+  /** On SIGTERM a daemon's builds in progress get this long, s. Default 600. */
+  drainSeconds?: number;
+  /** Memory limit of each daemon. Default "2Gi" (KCE_POOL_MEMORY). */
+  memory?: string;
+  /** Size of each daemon's cache volume, bytes or "20Gi"; GC keeps 80 % of it. Default "10Gi" (KCE_POOL_CACHE). */
+  cacheSize?: number | string;
+  /** Namespace of `RUN --mount=type=cache` mounts (BUILDKIT_CACHE_MOUNT_NS). Default: the engine's namespace (KCE_POOL_TENANT). */
+  tenant?: string;
+}
+
+/** The pool's settings, resolved. */
+export interface ResolvedPool {
+  name: string;
+  maxDaemons: number;
+  idleSeconds: number;
+  lifetimeSeconds: number;
+  drainSeconds: number;
+  memory: string;
+  cacheBytes: number;
+  /** Null: the engine's namespace. */
+  tenant: string | null;
+}
 
 /** How the build context is compressed on its way to the builder: "auto", or a fixed gzip level 0 (stored) … 9. */
 export type ContextCompression = "auto" | number;
@@ -75,6 +109,8 @@ export interface KubernetesEngineOptions {
    */
   insecureRegistries?: string[];
   builderImages?: { kaniko?: string; buildkit?: string };
+  /** The warm BuildKit pool, for `builder: "buildkit-pool"`. */
+  pool?: PoolOptions;
   /**
    * Layer cache of builds into the engine's registry: Kaniko `--cache-repo`, BuildKit registry cache
    * (`mode=max`) in `<registry>/<repository>/cache` (or `repository`). `false` turns it off. Default: on
@@ -144,6 +180,7 @@ export interface ResolvedEngineConfig {
   registryCredentials: RegistryCredentials | null;
   insecureRegistries: string[];
   builderImages: { kaniko: string; buildkit: string };
+  pool: ResolvedPool;
   /** Null when off; `repository` null means `<registry>/<repository>/cache` per image. */
   layerCache: { repository: string | null } | null;
   contentAddressed: boolean;
@@ -254,14 +291,46 @@ function resolveLayerCache(
   return { repository };
 }
 
+const POOL_NAME = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+/** "20Gi", "512Mi", "10G" or a number of bytes. */
+function bytesOf(value: number | string, what: string): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value > 0) return value;
+  const m = typeof value === "string" ? /^(\d+)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?$/.exec(value.trim()) : null;
+  const unit = m ? { "": 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, K: 1e3, M: 1e6, G: 1e9, T: 1e12 }[m[2] ?? ""] : undefined;
+  if (!m || unit === undefined || Number(m[1]) === 0) throw new InvalidInputError(`${what} must be a size such as "10Gi" or a number of bytes`);
+  return Number(m[1]) * unit;
+}
+
+function resolvePool(options: PoolOptions, env: Record<string, string | undefined>): ResolvedPool {
+  const num = (value: number | undefined, name: string, fallback: number): number => {
+    const v = value ?? (env[name] !== undefined ? Number(env[name]) : fallback);
+    return positive(`pool ${name}`, v);
+  };
+  const name = options.name ?? env.KCE_POOL_NAME ?? "default";
+  if (!POOL_NAME.test(name)) throw new InvalidInputError(`pool.name ${JSON.stringify(name)}: use at most 32 lower-case letters, digits and '-'`);
+  const tenant = options.tenant ?? env.KCE_POOL_TENANT ?? null;
+  if (tenant !== null && !/^[A-Za-z0-9._-]{1,63}$/.test(tenant)) throw new InvalidInputError(`pool.tenant ${JSON.stringify(tenant)}: use letters, digits, '.', '_' or '-'`);
+  return {
+    name,
+    maxDaemons: num(options.maxDaemons, "KCE_POOL_MAX_DAEMONS", 2),
+    idleSeconds: num(options.idleSeconds, "KCE_POOL_IDLE_SECONDS", 600),
+    lifetimeSeconds: num(options.lifetimeSeconds, "KCE_POOL_LIFETIME_SECONDS", 86_400),
+    drainSeconds: num(options.drainSeconds, "KCE_POOL_DRAIN_SECONDS", 600),
+    memory: options.memory ?? env.KCE_POOL_MEMORY ?? "2Gi",
+    cacheBytes: bytesOf(options.cacheSize ?? env.KCE_POOL_CACHE ?? "10Gi", "pool.cacheSize"),
+    tenant,
+  };
+}
+
 /** Applies defaults and validates; throws `InvalidInputError` with the option's name when one is wrong. */
 export function resolveEngineConfig(
   options: KubernetesEngineOptions,
   env: Record<string, string | undefined>,
 ): ResolvedEngineConfig {
   const builder = options.builder ?? (env.KCE_BUILDER as BuilderKind | undefined) ?? "kaniko";
-  if (builder !== "kaniko" && builder !== "buildkit") {
-    throw new InvalidInputError(`builder must be "kaniko" or "buildkit", not ${JSON.stringify(builder)}`);
+  if (builder !== "kaniko" && builder !== "buildkit" && builder !== "buildkit-pool") {
+    throw new InvalidInputError(`builder must be "kaniko", "buildkit" or "buildkit-pool", not ${JSON.stringify(builder)}`);
   }
   const buildkitMode = options.buildkitMode ?? (env.KCE_BUILDKIT_MODE as BuildkitMode | undefined) ?? "auto";
   if (!["auto", "rootless", "privileged"].includes(buildkitMode)) {
@@ -299,6 +368,7 @@ export function resolveEngineConfig(
       kaniko: options.builderImages?.kaniko ?? env.KCE_KANIKO_IMAGE ?? DEFAULT_BUILDER_IMAGES.kaniko,
       buildkit: options.builderImages?.buildkit ?? env.KCE_BUILDKIT_IMAGE ?? DEFAULT_BUILDER_IMAGES.buildkit,
     },
+    pool: resolvePool(options.pool ?? {}, env),
     insecureRegistries: resolveInsecureRegistries(options.insecureRegistries, env),
     layerCache: resolveLayerCache(options.layerCache, env),
     contentAddressed: options.contentAddressed ?? !isOff(env.KCE_CONTENT_ADDRESSED),

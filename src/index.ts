@@ -37,6 +37,7 @@ export type {
   RegistryCredentials,
   EngineTimeouts,
   BuilderKind,
+  PoolOptions,
   BuildkitMode,
   ResolvedRegistry,
 } from "./config.js";

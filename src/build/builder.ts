@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
 import type { BuildOptions, BuildProgress } from "../contract.js";
-import { BuildError, ContainerEngineError, KubernetesApiError } from "../errors.js";
+import { BuildError, ContainerEngineError, InvalidInputError, KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
 import { jobStateOf } from "../pods/builder-status.js";
 import type { RegistryClient } from "../registry/client.js";
@@ -22,7 +22,13 @@ import { ContentStore } from "./content-store.js";
 import { createBuildContext, type BuildContext } from "./context.js";
 import { blameUpload, JobRunner, type JobOutcome } from "./job-run.js";
 import { BuilderJobs } from "./jobs.js";
-import { imageTarget, planBuilderJob, type ImageTarget, type JobPlan } from "./plan.js";
+import { builderInput, imageTarget, insecureRegistries, planBuilderJob, type ImageTarget, type JobPlan } from "./plan.js";
+import { buildctlArgs } from "./buildkit.js";
+import { BuildkitPool } from "./pool/pool.js";
+import { routingIdentity } from "./pool/routing.js";
+import { buildWorkspace } from "./pool/spec.js";
+import { ClusterApi } from "../kube/api.js";
+import { execInPod } from "../kube/stdin.js";
 import { describePushFailure, isUnauthorized, pushImage } from "./push.js";
 
 /** What a finished build produced. */
@@ -129,7 +135,7 @@ export class Builder {
         // Both false means "build only"; anything else means the image must end up in its registry.
         push: !(options.push === false && options.load === false),
         contentHash: null,
-        buildkitMode: config.builder === "buildkit" ? await this.modes().resolve(registry) : "privileged",
+        buildkitMode: config.builder === "buildkit" ? await this.modes().resolve(registry) : config.builder === "buildkit-pool" ? "rootless" : "privileged",
         progress: options.onProgress ?? (() => undefined),
       };
       if (config.contentAddressed) {
@@ -139,7 +145,8 @@ export class Builder {
           buildArgs: validated.buildArgs,
           labels: validated.labels,
           platform: validated.platform,
-          builder: config.builder,
+          // The pool's daemons build what a BuildKit pod builds: one content tag serves both.
+          builder: config.builder === "buildkit-pool" ? "buildkit" : config.builder,
         });
         const existing = await this.store(registry).reuse(build.target, build.contentHash, build.push, options.signal);
         if (existing) {
@@ -148,7 +155,7 @@ export class Builder {
           return;
         }
       }
-      done(yield* this.createOrJoin(build));
+      done(config.builder === "buildkit-pool" ? yield* this.onPool(build) : yield* this.createOrJoin(build));
     } finally {
       await context.dispose();
     }
@@ -252,6 +259,72 @@ export class Builder {
     if (failure instanceof BuildError && failure.reason === "failed" && blameUpload(failure.logTail)) return null;
     if (failure) throw failure;
     return null;
+  }
+
+  /**
+   * Builds on the warm BuildKit pool: no Job, no pod — one exec on a leased daemon. The daemon keeps its
+   * cache locally, so no registry cache is exported; the result is confirmed in the registry as for Jobs.
+   */
+  private async *onPool(build: BuildJob): AsyncGenerator<string, BuildResult> {
+    const { config, client } = this.deps;
+    if (config.registryCredentials) {
+      throw new InvalidInputError(
+        "builder buildkit-pool pushes with the registry's credentialsSecret (mounted in its daemons), not with registryCredentials: use kaniko or buildkit for this push",
+      );
+    }
+    const buildId = `b${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+    const { jobInput } = builderInput({
+      config,
+      registry: build.registry,
+      namespace: client.namespace,
+      jobName: buildId,
+      secretName: "",
+      target: build.target,
+      options: build.validated,
+      push: build.push,
+      contentHash: build.contentHash,
+      buildkitMode: "rootless",
+      noCache: true,
+      createdAt: new Date(),
+    });
+    const args = buildctlArgs({ ...jobInput, mode: "rootless", noCacheExport: true }, buildWorkspace(buildId));
+    args.push("--opt", `build-arg:BUILDKIT_CACHE_MOUNT_NS=${config.pool.tenant ?? client.namespace}`);
+    const outcome = yield* this.pool(build.registry).build({
+      identity: routingIdentity(build.target.pushRef),
+      buildId,
+      buildctlArgs: args,
+      context: build.context,
+      compression: config.contextCompression,
+      ...(build.options.signal ? { signal: build.options.signal } : {}),
+      phase: (message) => build.progress({ kind: "phase", message }),
+    });
+    try {
+      return await this.confirm(build, { pod: outcome.pod, digest: outcome.digest });
+    } catch (err) {
+      throw this.explain(build, err);
+    }
+  }
+
+  private pool(registry: ResolvedRegistry): BuildkitPool {
+    const { config, client } = this.deps;
+    return new BuildkitPool({
+      api: new ClusterApi(client),
+      exec: (options) => execInPod(client, options),
+      daemon: {
+        ...config.pool,
+        image: config.builderImages.buildkit,
+        namespace: client.namespace,
+        instance: "pool",
+        extraLabels: config.labels,
+        insecureRegistries: insecureRegistries(config, registry, null),
+        ...(registry.credentialsSecret ? { credentialsSecret: registry.credentialsSecret } : {}),
+        ...(config.serviceAccountName ? { serviceAccountName: config.serviceAccountName } : {}),
+        nodeSelector: config.nodeSelector,
+        tolerations: config.tolerations,
+      },
+      buildSeconds: config.timeouts.buildSeconds,
+      log: this.deps.log,
+    });
   }
 
   /** A build that pushes to another registry and was refused there says which credentials to set. */

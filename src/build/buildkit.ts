@@ -88,16 +88,19 @@ export function buildkitdConfig(input: BuildkitJobInput): string | null {
   return hosts.map((h) => `[registry."${h}"]\n  http = true\n  insecure = true\n`).join("\n");
 }
 
-/** `buildctl build` arguments, in a fixed order (one argv element per flag and per value). */
-export function buildctlArgs(input: BuildkitJobInput): string[] {
+/**
+ * `buildctl build` arguments, in a fixed order (one argv element per flag and per value); `workspace` is where
+ * the context is unpacked (a builder pod's /workspace, or a pool daemon's per-build directory).
+ */
+export function buildctlArgs(input: BuildkitJobInput, workspace = BUILDKIT_WORKSPACE): string[] {
   const dir = posix.dirname(input.dockerfile);
   const args = [
     "--progress=plain",
     "--frontend=dockerfile.v0",
     "--local",
-    `context=${BUILDKIT_WORKSPACE}`,
+    `context=${workspace}`,
     "--local",
-    `dockerfile=${dir === "." ? BUILDKIT_WORKSPACE : `${BUILDKIT_WORKSPACE}/${dir}`}`,
+    `dockerfile=${dir === "." ? workspace : `${workspace}/${dir}`}`,
     "--opt",
     `filename=${posix.basename(input.dockerfile)}`,
   ];

@@ -74,10 +74,10 @@ export function cacheFromRefs(cacheFrom: readonly ImageReference[], registry: Re
  * The registries the builder reaches over plain HTTP / unverified TLS: the engine's own when it is insecure,
  * the configured ones, and a destination that is insecure by convention (localhost, private IPv4 with a port).
  */
-export function insecureRegistries(config: ResolvedEngineConfig, registry: ResolvedRegistry, target: ImageTarget): string[] {
+export function insecureRegistries(config: ResolvedEngineConfig, registry: ResolvedRegistry, target: ImageTarget | null): string[] {
   const hosts = registry.insecure ? [registry.host, registry.pushHost] : [];
   hosts.push(...config.insecureRegistries);
-  if (!target.inEngineRegistry && isConventionallyInsecure(target.tag.registry)) hosts.push(target.tag.registry);
+  if (target !== null && !target.inEngineRegistry && isConventionallyInsecure(target.tag.registry)) hosts.push(target.tag.registry);
   return [...new Set(hosts)];
 }
 
@@ -115,8 +115,8 @@ export interface JobPlan {
   ignored: string[];
 }
 
-/** Builds the Job (Kaniko or BuildKit) and its credentials Secret for one build. */
-export function planBuilderJob(input: JobPlanInput): JobPlan {
+/** What a builder (a Job's container, or a pool daemon) is told about one build. */
+export function builderInput(input: JobPlanInput): { jobInput: BuilderJobInput; contentRef: ResolvedReference | null; cacheRepo: string | null } {
   const { config, registry, target, options } = input;
   const labels = engineLabels({ instance: config.instanceId, role: "builder", extra: config.labels });
   const contentRef =
@@ -152,6 +152,15 @@ export function planBuilderJob(input: JobPlanInput): JobPlan {
     nodeSelector: config.nodeSelector,
     tolerations: config.tolerations,
   };
+  return { jobInput, contentRef, cacheRepo };
+}
+
+/** Builds the Job (Kaniko or BuildKit) and its credentials Secret for one build. */
+export function planBuilderJob(input: JobPlanInput): JobPlan {
+  const { config, registry } = input;
+  const { jobInput, contentRef, cacheRepo } = builderInput(input);
+  const labels = jobInput.labels ?? {};
+  const credentials = config.registryCredentials;
   const job =
     config.builder === "kaniko"
       ? kanikoJob(jobInput)

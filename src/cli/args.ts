@@ -2,7 +2,7 @@
  * Command-line parsing for `kce`: pure, so every accepted and rejected shape is unit-tested.
  * Follows kubectl's conventions for the cluster flags (--namespace/-n, --context, --kubeconfig).
  */
-import { parseContextCompression, type BuildkitMode, type ContextCompression } from "../index.js";
+import { parseContextCompression, type BuilderKind, type BuildkitMode, type ContextCompression } from "../index.js";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 /** A usage error: the CLI prints the message and the command's help, and exits 2. */
@@ -23,7 +23,7 @@ export interface GlobalFlags {
   context?: string;
   kubeconfig?: string;
   registry?: string;
-  builder?: "kaniko" | "buildkit";
+  builder?: BuilderKind;
   config?: string;
   json: boolean;
   quiet: boolean;
@@ -99,7 +99,7 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
     positionals: [1, 1],
     usage:
       "kce build <dir|-> -t <tag> [-f Dockerfile] [--build-arg K=V]… [--label k=v]… [--cache-from ref]…\n" +
-      "          [--platform os/arch] [--builder kaniko|buildkit] [--buildkit-mode MODE] [--insecure-registry HOST]…\n" +
+      "          [--platform os/arch] [--builder kaniko|buildkit|buildkit-pool] [--buildkit-mode MODE] [--insecure-registry HOST]…\n" +
       "          [--compress auto|none|0-9] [--push] [--json]\n" +
       "  Builds <dir> (or a tar on stdin with '-') in a builder pod; the image lands in the registry.\n" +
       ENGINE_USAGE +
@@ -172,7 +172,7 @@ export const GLOBAL_USAGE =
   "      --kubeconfig FILE  kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)\n" +
   "      --registry HOST    registry for images without a host (default: $KCE_REGISTRY or the cluster's\n" +
   "                         local-registry-hosting ConfigMap)\n" +
-  "      --builder NAME     kaniko or buildkit\n" +
+  "      --builder NAME     kaniko, buildkit or buildkit-pool (warm BuildKit daemons)\n" +
   "      --config FILE      YAML config file (default: $KCE_CONFIG, ~/.config/kce/config.yaml)\n" +
   "      --json             machine-readable events, one JSON object per line\n" +
   "  -q, --quiet            no progress lines\n" +
@@ -213,8 +213,8 @@ export function parseCommandLine(argv: string[]): ParsedCommand {
   if (!help) checkPositionals(word, parsed.positionals, spec.positionals);
   if (rest.length > 0 && word !== "run") throw new UsageError(`"--" is only allowed for run`, word);
   const builder = values.builder;
-  if (builder !== undefined && builder !== "kaniko" && builder !== "buildkit") {
-    throw new UsageError(`--builder must be kaniko or buildkit, not ${JSON.stringify(builder)}`, word);
+  if (builder !== undefined && builder !== "kaniko" && builder !== "buildkit" && builder !== "buildkit-pool") {
+    throw new UsageError(`--builder must be kaniko, buildkit or buildkit-pool, not ${JSON.stringify(builder)}`, word);
   }
   if (word === "build" && !help && typeof values.tag !== "string") throw new UsageError("build needs -t <tag>", word);
   const engine = engineFlags(values, word);

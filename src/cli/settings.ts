@@ -7,7 +7,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import yaml from "js-yaml";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { BuildkitMode, ContextCompression, KubernetesEngineOptions, RegistryOptions } from "../index.js";
+import type { BuilderKind, BuildkitMode, ContextCompression, KubernetesEngineOptions, PoolOptions, RegistryOptions } from "../index.js";
 import type { EngineFlags, GlobalFlags } from "./args.js";
 import { UsageError } from "./args.js";
 
@@ -16,7 +16,8 @@ export interface ConfigFile {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
-  builder?: "kaniko" | "buildkit";
+  builder?: BuilderKind;
+  pool?: PoolOptions;
   buildkitMode?: BuildkitMode;
   insecureRegistries?: string[];
   contextCompression?: ContextCompression | "none";
@@ -77,7 +78,7 @@ export function engineOptions(
     : env.KCE_REGISTRY
       ? undefined
       : file.registry;
-  const builder = flags.builder ?? (env.KCE_BUILDER as "kaniko" | "buildkit" | undefined) ?? file.builder;
+  const builder = flags.builder ?? (env.KCE_BUILDER as BuilderKind | undefined) ?? file.builder;
   const namespace = flags.namespace ?? env.KCE_NAMESPACE ?? file.namespace;
   // The engine reads KCE_BUILDKIT_MODE and KCE_INSECURE_REGISTRIES itself: pass the file's only when they are unset.
   const buildkitMode = engine.buildkitMode ?? (env.KCE_BUILDKIT_MODE ? undefined : file.buildkitMode);
@@ -92,6 +93,7 @@ export function engineOptions(
     ...(contextCompression !== undefined ? { contextCompression } : {}),
     ...(registry ? { registry } : {}),
     ...(file.builderImages ? { builderImages: file.builderImages } : {}),
+    ...(file.pool ? { pool: file.pool } : {}),
     ...(file.timeouts ? { timeouts: file.timeouts } : {}),
     ...(file.labels ? { labels: file.labels } : {}),
     ...(file.serviceAccountName ? { serviceAccountName: file.serviceAccountName } : {}),

@@ -53,6 +53,8 @@ export interface ExecOptions extends StdinTarget {
   source?: Readable | AsyncIterable<Uint8Array>;
   /** Keep at most this many bytes of stdout and of stderr (the last ones), default 1 MiB. */
   maxOutputBytes?: number;
+  /** Called with the command's output as it arrives (besides the kept tails). */
+  onOutput?: (stream: "stdout" | "stderr", data: Buffer) => void;
 }
 
 /** What a command did. */
@@ -182,9 +184,13 @@ export async function execInPod(client: KubeClient, options: ExecOptions): Promi
   const stderr = new TailBuffer(options.maxOutputBytes ?? 1024 * 1024);
   let status: ExecStatus | null = null;
   const onFrame = (f: Frame): void => {
-    if (f.channel === STDOUT) stdout.push(f.data);
-    else if (f.channel === STDERR) stderr.push(f.data);
-    else if (f.channel === STATUS) status = parseExecStatus(f.data);
+    if (f.channel === STDOUT) {
+      stdout.push(f.data);
+      options.onOutput?.("stdout", f.data);
+    } else if (f.channel === STDERR) {
+      stderr.push(f.data);
+      options.onOutput?.("stderr", f.data);
+    } else if (f.channel === STATUS) status = parseExecStatus(f.data);
   };
   const ws = await client.openWebSocket({
     verb: "create",

@@ -10,7 +10,10 @@ export const MANAGED_BY = "kube-container-engine";
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 /** The engine instance that created the object (several engines may share a namespace). */
 export const LABEL_INSTANCE = "kube-container-engine/instance";
-/** `builder`, `container`, `runner` (a build service's repo2docker Job) or `spare` (a warm runner waiting for a build). */
+/**
+ * `builder`, `container`, `runner` (a build service's repo2docker Job), `spare` (a warm runner waiting for a
+ * build) or `pool` (a long-running BuildKit daemon of a warm pool).
+ */
 export const LABEL_ROLE = "kube-container-engine/role";
 
 /** RFC 3339 time the client created the object (gc reads it; the server's creationTimestamp is the fallback). */
@@ -21,7 +24,8 @@ export const ANNOTATION_IMAGE = "kube-container-engine/image";
 export const ANNOTATION_REMOVE = "kube-container-engine/remove";
 
 /** What an object is for. */
-export type Role = "builder" | "container" | "runner" | "spare";
+export type Role = "builder" | "container" | "runner" | "spare" | "pool";
+const ROLES: readonly Role[] = ["builder", "container", "runner", "spare", "pool"];
 
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 const LABEL_NAME = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -127,7 +131,7 @@ export function isManagedByUs(object: ObjectMetaLike, instance?: string): boolea
 /** The object's role label; null when absent or unknown. */
 export function roleOf(object: ObjectMetaLike): Role | null {
   const role = object.metadata?.labels?.[LABEL_ROLE];
-  return role === "builder" || role === "container" || role === "runner" || role === "spare" ? role : null;
+  return ROLES.includes(role as Role) ? (role as Role) : null;
 }
 
 /**

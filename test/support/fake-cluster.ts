@@ -55,6 +55,8 @@ export class FakeCluster implements KubeApi {
   private rv = 1;
   /** Called after a Job was created (tests use it to play the Job controller). */
   onJobCreated: ((job: V1Job) => void) | null = null;
+  /** Called after a pod was created (tests play the kubelet). */
+  onPodCreated: ((pod: V1Pod) => void) | null = null;
 
   constructor() {
     this.pods = this.verbs<V1Pod>("pods");
@@ -96,6 +98,7 @@ export class FakeCluster implements KubeApi {
         store.set(name, stored);
         this.emit(kind, "ADDED", stored);
         if (kind === "jobs") this.onJobCreated?.(stored as V1Job);
+        if (kind === "pods") this.onPodCreated?.(stored as V1Pod);
         return structuredClone(stored);
       },
       get: async (name) => {

@@ -197,9 +197,9 @@ describe("parseCommandLine: usage errors (the CLI exits 2)", () => {
     ["build .", /build needs -t <tag>/, "build"],
     ["build . --push", /build needs -t <tag>/, "build"],
     // --builder
-    ["build . -t x --builder docker", /--builder must be kaniko or buildkit, not "docker"/, "build"],
-    ["--builder Kaniko images", /--builder must be kaniko or buildkit/, "images"],
-    ["images --builder=", /--builder must be kaniko or buildkit, not ""/, "images"],
+    ["build . -t x --builder docker", /--builder must be kaniko, buildkit or buildkit-pool, not "docker"/, "build"],
+    ["--builder Kaniko images", /--builder must be kaniko, buildkit or buildkit-pool/, "images"],
+    ["images --builder=", /--builder must be kaniko, buildkit or buildkit-pool, not ""/, "images"],
     // --buildkit-mode, --insecure-registry
     ["build . -t x --buildkit-mode rootful", /--buildkit-mode must be auto, rootless or privileged, not "rootful"/, "build"],
     ["build . -t x --compress fast", /--compress must be "auto", "none" or a gzip level 0–9, not "fast"/, "build"],
