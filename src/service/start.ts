@@ -48,6 +48,15 @@ const RUNNER_ENV = [
   "KCE_CONTEXT_COMPRESSION",
   "KCE_LAYER_CACHE",
   "KCE_CONTENT_ADDRESSED",
+  // builder buildkit-pool: every runner sends its build to the same warm pool
+  "KCE_POOL_NAME",
+  "KCE_POOL_MAX_DAEMONS",
+  "KCE_POOL_IDLE_SECONDS",
+  "KCE_POOL_LIFETIME_SECONDS",
+  "KCE_POOL_DRAIN_SECONDS",
+  "KCE_POOL_MEMORY",
+  "KCE_POOL_CACHE",
+  "KCE_POOL_TENANT",
 ];
 
 const PAGE_TYPES: Record<string, string> = {

@@ -55,7 +55,7 @@ class KubernetesEngine(ContainerEngine):
         config=True,
         help="Other registries (host:port) reached over plain HTTP or unverified TLS, e.g. a push target ($KCE_INSECURE_REGISTRIES).",
     )
-    builder = CaselessStrEnum(["kaniko", "buildkit"], None, allow_none=True, config=True, help="Builder (default: $KCE_BUILDER, else kaniko).")
+    builder = CaselessStrEnum(["kaniko", "buildkit", "buildkit-pool"], None, allow_none=True, config=True, help="Builder (default: $KCE_BUILDER, else kaniko; buildkit-pool: warm BuildKit daemons, KCE_POOL_* settings).")
     kubeconfig = Unicode(None, allow_none=True, config=True, help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
     kube_context = Unicode(None, allow_none=True, config=True, help="Kubeconfig context (default: the current one).")
     kce_command = List(Unicode(), config=True, help="The kce command (default: $KCE_BIN, else `kce` on PATH); `rpc` is appended.")
