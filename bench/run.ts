@@ -15,6 +15,7 @@ import { benchCache } from "./p3-cache.js";
 import { benchRun } from "./p4-run.js";
 import { benchConcurrency } from "./p5-concurrency.js";
 import { benchService } from "./p6-service.js";
+import { benchPool } from "./p7-pool.js";
 import { table, type Row } from "./report.js";
 
 const SUITES: Record<string, (b: Bench) => Promise<Row[]>> = {
@@ -24,6 +25,7 @@ const SUITES: Record<string, (b: Bench) => Promise<Row[]>> = {
   P4: benchRun,
   P5: benchConcurrency,
   P6: benchService,
+  P7: benchPool,
 };
 
 function options(): BenchOptions {
@@ -38,7 +40,7 @@ function options(): BenchOptions {
   const reps = values.reps !== undefined ? Number(values.reps) : quick ? 1 : 5;
   if (!Number.isInteger(reps) || reps < 1) throw new Error(`--reps ${values.reps}: a positive integer`);
   const only = new Set((values.only ?? Object.keys(SUITES).join(",")).split(",").map((s) => s.trim().toUpperCase()));
-  for (const id of only) if (!SUITES[id]) throw new Error(`--only: unknown benchmark ${id} (P1…P6)`);
+  for (const id of only) if (!SUITES[id]) throw new Error(`--only: unknown benchmark ${id} (P1…P7)`);
   return { quick, reps, only };
 }
 
