@@ -259,6 +259,12 @@ export class BuildkitPool {
     }
   }
 
+  /** True when the daemon's pod is gone, ended, or being deleted (a build it killed is no build failure). */
+  private async daemonGone(pod: string): Promise<boolean> {
+    const now = await this.deps.api.pods.get(pod).catch(() => null);
+    return now === null || this.ended(now) || now.metadata?.deletionTimestamp !== undefined;
+  }
+
   /** Ends the lease (only our own: a lease that expired and was taken over stays). */
   private async release(pod: string, buildId: string): Promise<void> {
     try {
@@ -339,6 +345,9 @@ export class BuildkitPool {
         throw err;
       }
       if (result.exitCode === EXIT_DAEMON_STOPPING) throw new DaemonLost("it is stopping");
+      // A daemon killed under the build ends the exec with the kill's status (137, 143) before the watch
+      // has said so: its pod decides whether the build failed or the daemon went away.
+      if (result.exitCode !== 0 && (lost !== null || (await this.daemonGone(pod)))) throw new DaemonLost(lost ?? "it was stopped");
       if (result.exitCode !== 0) {
         const summary = summarizeBuilderFailure(tail, result.exitCode, TAIL_LINES);
         throw new BuildError(`build failed: ${summary.summary}\n--- last builder output ---\n${summary.logTail.join("\n")}`, {

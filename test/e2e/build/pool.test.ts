@@ -5,7 +5,7 @@
 // each other; `kce gc --all` leaves nothing.
 import { randomBytes } from "node:crypto";
 import type { V1Pod } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { BuildError, type KubernetesEngine, type PoolOptions } from "../../../src/index.js";
 import { baseImage, collect } from "../engine/helpers.js";
 import { env } from "../support/cluster-env.js";
@@ -14,6 +14,15 @@ import { withinBound } from "../../support/measurements.js";
 
 const scope = useBuildScope("pool");
 const POOL = `p${randomBytes(3).toString("hex")}`;
+
+// Before the scope's own check that nothing is left: the daemons this file started (idle ones stop by themselves
+// after idleSeconds; do not wait for that).
+afterAll(async () => {
+  if (!scope.ns) return;
+  await engine().gc({ all: true });
+  const deadline = Date.now() + 120_000;
+  while ((await daemons()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1_000));
+});
 
 function engine(pool: PoolOptions = {}): KubernetesEngine {
   return scope.ns.engine({
@@ -126,6 +135,9 @@ describe("buildkit-pool", () => {
     const b = await build(engine({ tenant: "tenant-b" }), repo, df(`b-${randomBytes(2).toString("hex")}`));
     const a2 = await build(engine({ tenant: "tenant-a" }), repo, df(`a2-${randomBytes(2).toString("hex")}`));
     const seen = (lines: string[]): string => lines.find((l) => l.includes("seen:") && !l.includes("echo seen"))?.split("seen:")[1] ?? "";
+    const on = (lines: string[]): string => lines.map((l) => /building on BuildKit daemon (\S+)/.exec(l)?.[1]).filter(Boolean).join(",");
+    expect(on(b.lines), "the same daemon").toBe(on(a.lines));
+    expect(on(a2.lines), "the same daemon").toBe(on(a.lines));
     expect(seen(a.lines).trim()).toBe("");
     expect(seen(b.lines)).not.toMatch(/\ba-/); // tenant b sees nothing of tenant a's cache mount
     expect(seen(a2.lines)).toMatch(/\ba-/); // tenant a sees its own
