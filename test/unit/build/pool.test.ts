@@ -227,6 +227,23 @@ describe("BuildkitPool", () => {
     expect(String(error)).toMatch(/stopped during the build \(its pod was deleted\); it was tried 2 time/);
   });
 
+  it("takes a build killed with its daemon (exit 137, pod gone) for a lost daemon, not a failed build", async () => {
+    const cluster = new FakeCluster();
+    kubelet(cluster);
+    let calls = 0;
+    const exec: Execute = async (o) => {
+      calls += 1;
+      if (calls === 1) {
+        cluster.remove("pods", o.pod);
+        return execPrinting(["#5 0.1 start"], 137)(o);
+      }
+      return execPrinting([], 0)(o);
+    };
+    const out = await build(pool(cluster, exec));
+    expect(calls).toBe(2);
+    expect(out.lines.some((l) => /building on another daemon/.test(l))).toBe(true);
+  });
+
   it("reports a failing build with buildctl's last lines", async () => {
     const cluster = new FakeCluster();
     kubelet(cluster);
