@@ -5,8 +5,10 @@ export interface BenchOptions {
   quick: boolean;
   /** Repetitions of each measurement. */
   reps: number;
-  /** Which of P1…P5 to run. */
+  /** Which of P1…P7 to run. */
   only: Set<string>;
+  /** Keep the raw results in bench/results/ and quote the table in bench/RESULTS.md. */
+  record: boolean;
 }
 
 export interface Bench {
