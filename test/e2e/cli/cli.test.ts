@@ -59,7 +59,7 @@ describe("kce usage", () => {
     [["build", "."], /build needs -t <tag>/],
     [["run"], /run needs 1 argument/],
     [["frobnicate"], /unknown command "frobnicate"/],
-    [["--builder", "podman", "images"], /--builder must be kaniko or buildkit/],
+    [["--builder", "podman", "images"], /--builder must be kaniko, buildkit or buildkit-pool, not "podman"/],
     [["gc", "--older-than", "soon"], /bad duration "soon"/],
     [["build", ".", "-t", "x", "--buildkit-mode", "rootful"], /--buildkit-mode must be auto, rootless or privileged/],
     [["images", "--context", "no-such-context"], /context "no-such-context" is not in the kubeconfig/],
