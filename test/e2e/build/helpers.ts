@@ -62,25 +62,41 @@ export function contextDir(parent: string, files: Record<string, string>): strin
   return root;
 }
 
-/** Every version of every object of ours a watch saw, from `start()` to `stop()`. */
+/**
+ * Every version of every object of ours a watch saw, from construction to `stop()`. A watch that fails is
+ * not a recorder that saw nothing: reading it (`names`, `json`, `stop`) rethrows the failure, and reading it
+ * before it has listed throws, so "no pod was created" can only pass on a watch that was really looking.
+ */
 export class Recorder<T extends KubeObject> {
   readonly seen = new Map<string, T[]>();
   private readonly ctrl = new AbortController();
   private readonly done: Promise<void>;
+  private failure: unknown;
+  private listed = false;
   private readyResolve!: () => void;
-  readonly ready = new Promise<void>((resolve) => (this.readyResolve = resolve));
+  private readyReject!: (e: unknown) => void;
+  /** Resolves once the watch has listed (everything from then on is seen); rejects if the watch fails first. */
+  readonly ready = new Promise<void>((resolve, reject) => {
+    this.readyResolve = resolve;
+    this.readyReject = reject;
+  });
 
   constructor(watch: ResourceWatch<T>) {
+    this.ready.catch(() => undefined); // observed through names()/stop() as well
     this.done = (async () => {
       try {
         for await (const ev of watch.events(this.ctrl.signal)) {
           if (ev.type === "relisted") {
             for (const o of ev.objects) this.add(o);
+            this.listed = true;
             this.readyResolve();
           } else this.add(ev.object);
         }
-      } catch {
-        // stopped
+      } catch (e) {
+        if (!this.ctrl.signal.aborted) {
+          this.failure = e;
+          this.readyReject(e);
+        }
       }
     })();
   }
@@ -90,19 +106,33 @@ export class Recorder<T extends KubeObject> {
     this.seen.set(name, [...(this.seen.get(name) ?? []), object]);
   }
 
+  private healthy(): void {
+    if (this.failure !== undefined) throw new Error("the recorder's watch failed: what it saw is incomplete", { cause: this.failure });
+    if (!this.listed) throw new Error("the recorder has not listed yet: await recorder.ready before reading it");
+  }
+
   /** Names seen so far. */
   names(): string[] {
+    this.healthy();
     return [...this.seen.keys()];
+  }
+
+  /** Names first seen after `before` (an earlier `names()`). */
+  namesSince(before: readonly string[]): string[] {
+    return this.names().filter((n) => !before.includes(n));
   }
 
   /** Everything seen, as JSON (for leak checks). */
   json(): string {
+    this.healthy();
     return JSON.stringify([...this.seen.values()]);
   }
 
+  /** Stops watching; throws if the watch had failed. */
   async stop(): Promise<void> {
     this.ctrl.abort();
     await this.done;
+    if (this.failure !== undefined) throw new Error("the recorder's watch failed while recording", { cause: this.failure });
   }
 }
 

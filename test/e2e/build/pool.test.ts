@@ -103,7 +103,7 @@ describe("buildkit-pool", () => {
     const retried = result.lines.map((l) => /building on BuildKit daemon (\S+)/.exec(l)?.[1]).filter(Boolean);
     expect(retried.at(-1)).not.toBe(victim);
     // The lost attempt was noticed quickly (the watch aborts the exec): not a hang, not a long timeout.
-    withinBound("pool/daemon-deleted-to-retry", Date.now() - deletedAt, 90_000);
+    withinBound("pool/daemon-deleted-to-retry", Date.now() - deletedAt, 45_000);
   });
 
   it("a terminating daemon finishes its build and gets no new one", async () => {

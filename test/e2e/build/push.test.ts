@@ -62,7 +62,9 @@ describe.each(["kaniko", "buildkit"] as const)("push with %s", (builder) => {
     const { value: lines, ms } = await timed(() => drain(e.push(`${AUTH}/${repository}:1`)));
     console.log(`push with ${builder}: ${ms} ms`);
     expect(lines.at(-1)).toMatch(new RegExp(`^Pushed ${AUTH}/${repository}:1@sha256:[0-9a-f]{64}\\n$`));
-    expect(scope.jobs.names().filter((n) => !jobsBefore.includes(n)).every((n) => n.startsWith("kce-push-"))).toBe(true);
+    const pushJobs = scope.jobs.namesSince(jobsBefore);
+    expect(pushJobs.length, "the push created no Job that the recorder saw").toBeGreaterThan(0);
+    expect(pushJobs.every((n) => n.startsWith("kce-push-")), pushJobs.join(", ")).toBe(true);
 
     const client = authClient();
     const copy = await client.getManifest(`${AUTH}/${repository}:1`);
@@ -112,7 +114,7 @@ describe("push failures", () => {
     const before = scope.pods.names();
     await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(ImageLoadError);
     await expect(drain(engine(withCredentials()).push(`${AUTH}/kce-e2e/never-built:1`))).rejects.toThrow(/build it first/);
-    expect(scope.pods.names().filter((n) => !before.includes(n))).toEqual([]);
+    expect(scope.pods.namesSince(before)).toEqual([]);
   });
 
   it("to the engine's own registry has nothing to do", async () => {

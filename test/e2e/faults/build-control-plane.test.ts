@@ -55,7 +55,7 @@ async function buildSurvives(name: string, count: number, everyMs: number, fault
   const numbered = lines.map((l) => l.replace(/\n$/, "")).filter((l) => /^build-line \d+$/.test(l));
   expect(numbered.length - new Set(numbered).size, "duplicated lines").toBe(0);
   expect(numbered).toEqual(numberedLines(count, "build-line"));
-  withinBound(name, ms, 180_000, { lines: numbered.length });
+  withinBound(name, ms, 60_000, { lines: numbered.length });
 }
 
 describe("rows 12 and 13 — builds across control plane and node faults", () => {

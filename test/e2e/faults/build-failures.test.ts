@@ -64,7 +64,7 @@ describe("row 4 — the Dockerfile fails", () => {
     expect((error as BuildError).reason).toBe("failed");
     expect(error.message).toContain("kce-e2e/no-such-base");
     expect((error as BuildError).logTail.length).toBeGreaterThan(0);
-    withinBound("row4-missing-base", ms, 90_000);
+    withinBound("row4-missing-base", ms, 30_000);
     await noLeftoversWithin("row4-missing-base", ns.admin, 30_000);
   });
 
@@ -76,7 +76,7 @@ describe("row 4 — the Dockerfile fails", () => {
     expect(error).toMatchObject({ reason: "failed", exitCode: 3 });
     expect(error.message).toMatch(/^build failed: .*exit (status|code):? 3/);
     expect((error as BuildError).logTail.join("\n")).toContain("about-to-fail-");
-    withinBound("row4-failing-run", ms, 90_000);
+    withinBound("row4-failing-run", ms, 30_000);
     await noLeftoversWithin("row4-failing-run", ns.admin, 30_000);
   });
 });

@@ -54,6 +54,7 @@ beforeAll(async () => {
   // Every version of every pod and Job in the namespace, ours by label or not: the leak check trusts no label.
   pods = new Recorder(new ResourceWatch<V1Pod>(ns.admin, podsCollection(ns.namespace)));
   jobs = new Recorder(new ResourceWatch<V1Job>(ns.admin, jobsCollection(ns.namespace)));
+  await Promise.all([pods.ready, jobs.ready]);
 });
 
 afterAll(async () => {
@@ -81,7 +82,7 @@ describe("row 15 — wrong credentials, and no credential leaks", () => {
     if (!/check the username/.test(error.message)) console.log(`push failure as reported:\n${error.message}\n--- log tail:\n${(error as BuildError).logTail.join("\n")}\n--- output:\n${output.join("")}`);
     expect(error.message).toMatch(/unauthorized|UNAUTHORIZED|authentication required/);
     expect(error.message).toMatch(/check the username and password/);
-    withinBound("row15-push-wrong-password", ms, 90_000);
+    withinBound("row15-push-wrong-password", ms, 30_000);
     await expectNoLeftovers(ns.admin, 30_000);
   });
 

@@ -64,7 +64,7 @@ describe("row 14 — log rotation", () => {
     expect([...rotated].length, "the kubelet did not rotate the log: the test proved nothing").toBeGreaterThan(0);
     expect(outOfOrder, "lines missing, repeated or out of order").toBe(0);
     expect(count).toBe(BURSTS * LINES_PER_BURST);
-    withinBound("row14-rotation", ms, 120_000, { lines: count, rotations: rotated.size });
+    withinBound("row14-rotation", ms, 60_000, { lines: count, rotations: rotated.size });
     await container.remove();
   });
 });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureDist } from "../cli/helpers.js";
 import { baseImage, deleteNamespace, engineNamespace, expectNoLeftovers, leftovers, uniqueImage, type EngineNamespace } from "../engine/helpers.js";
+import { allowedMs } from "../../support/measurements.js";
 import { eventually, ROOT, startNode, withinBound } from "./helpers.js";
 
 const BUILD_SECONDS = 15;
@@ -87,7 +88,7 @@ describe("row 11 — the client is SIGKILLed", () => {
     const ended = await eventually(async () => {
       const p = await ns.admin.call("get", "pods", (o) => ns.admin.core.readNamespacedPod({ name: pod, namespace: ns.namespace }, o));
       return p.status?.phase === "Failed" && p.status.reason === "DeadlineExceeded";
-    }, bound, 1_000);
+    }, allowedMs(bound), 1_000);
     expect(ended, `pod ${pod} did not end at its deadline`).not.toBeNull();
     withinBound("row11-run-sigkill-deadline", Date.now() - killedAt, bound);
 
