@@ -89,26 +89,84 @@ export interface Container {
   readonly reason: string | null;
   /** Where each container port ("8888/tcp") is forwarded on the local machine. */
   readonly ports?: Record<string, { host: string; port: number }>;
-  /** Refresh `status`/`exitcode`. Throws `ContainerNotFoundError` once the container was removed. */
+  /**
+   * Refreshes `status`, `exitcode` and `reason` from the cluster. A pod deleted from outside reads as `exited`
+   * (it does not throw).
+   * @throws ContainerNotFoundError once `remove()` was called; KubernetesApiError when the API server fails.
+   */
   reload(): Promise<void>;
+  /**
+   * The whole log so far, also after the container exited (kept after `remove()` when it was read before).
+   * An empty string when the container never started or its pod is gone.
+   * @throws KubernetesApiError.
+   */
   logs(options?: LogOptions): Promise<string>;
-  /** One line per item ending "\n"; ends when the container exits. */
+  /**
+   * One line per item ending "\n", from the start (or `since`); ends when the container exits. Survives API
+   * server restarts and kubelet log rotation without losing or repeating a line.
+   * @throws KubernetesApiError when the log cannot be followed for longer than the outage limit.
+   */
   streamLogs(options?: LogOptions): AsyncIterable<string>;
-  /** Default signal "KILL"; state and logs stay queryable. */
+  /**
+   * Ends the container: "KILL" (the default) at once; any other signal as SIGTERM with a 30 s grace, since
+   * Kubernetes can only send TERM, then KILL. Afterwards `status` is `exited`; state and logs stay queryable.
+   * @throws ContainerNotFoundError after `remove()`; KubernetesApiError.
+   */
   kill(options?: { signal?: string }): Promise<void>;
-  /** Graceful termination, then kill after `timeout` seconds (default 10). */
+  /**
+   * SIGTERM, then SIGKILL after `timeout` seconds (default 10); resolves once the container exited.
+   * @throws ContainerNotFoundError after `remove()`; KubernetesApiError.
+   */
   stop(options?: { timeout?: number }): Promise<void>;
+  /**
+   * Resolves with the exit code once the container exited: its own code, 137 when killed, 125 when the cluster
+   * never started it (see `reason`). Never rejects for a container deleted from outside.
+   * @throws ContainerNotFoundError after `remove()`; KubernetesApiError when the API server stays unreachable.
+   */
   wait(): Promise<{ exitCode: number }>;
-  /** Delete the pod; idempotent. */
+  /** Deletes the pod and stops its port-forwards; idempotent (a second call, or a pod already gone, is fine). */
   remove(): Promise<void>;
 }
 
+/**
+ * Every method throws only subclasses of `ContainerEngineError`; the message says what to do, `cause` keeps
+ * the underlying error.
+ */
 export interface ContainerEngine {
   /** The seed's `string_output`: build and push yield strings, one line each. */
   readonly stringOutput: true;
+  /**
+   * Builds `options.tag` in a builder pod from the streamed context; yields the builder's output lines, ends
+   * once the image is in the registry.
+   * @throws InvalidInputError for bad options or an unreadable context (before anything is created);
+   * BuildError when the build fails (`reason`: the Dockerfile, the deadline, an unpullable builder image, the
+   * builder pod deleted, …); CancelledError when `options.signal` aborts it; KubernetesApiError.
+   */
   build(options: BuildOptions): AsyncIterable<string>;
+  /**
+   * The image's config and digest from its registry.
+   * @returns null when the repository or tag does not exist.
+   * @throws InvalidInputError for a malformed reference; RegistryError when the registry is unreachable or
+   * refuses the credentials.
+   */
   inspectImage(ref: string): Promise<Image | null>;
+  /**
+   * The images in the engine's registry (an empty list for an empty registry).
+   * @throws RegistryError when the registry is unreachable or does not allow listing.
+   */
   images(): Promise<Image[]>;
+  /**
+   * Copies `ref` from the engine's registry to the registry its name says, through a builder Job; yields
+   * progress lines, the last one `Pushed <ref>@<digest>`.
+   * @throws InvalidInputError for a reference with a digest; ImageLoadError when the image is missing or the
+   * target refuses it (the message names the credentials that were used); KubernetesApiError.
+   */
   push(ref: string): AsyncIterable<string>;
+  /**
+   * Runs `ref` as a pod; resolves once its container started, or once the cluster gave up starting it (then
+   * `status` is `exited`, `exitcode` 125 and `reason` says why: image pull, unschedulable, deadline).
+   * @throws InvalidInputError for bad options (nothing is created); CancelledError when `options.signal`
+   * aborts it (the pod is deleted); KubernetesApiError.
+   */
   run(ref: string, options?: RunOptions): Promise<Container>;
 }
