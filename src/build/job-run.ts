@@ -8,8 +8,7 @@ import type { ResolvedEngineConfig } from "../config.js";
 import type { BuildProgress } from "../contract.js";
 import { BuildError, CancelledError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "../kube/client.js";
-import { isTransient } from "../kube/api-errors.js";
-import { abortableDelay, backoffDelay } from "../kube/backoff.js";
+import { retryTransient } from "../kube/retry.js";
 import { containerStarted, followLogs } from "../kube/logs.js";
 import { attachStdin } from "../kube/stdin.js";
 import { podsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
@@ -171,31 +170,22 @@ export class JobRunner {
     }
   }
 
-  /** The pod's final state; a pod that is gone (its Job deleted) is a `deleted` BuildError. */
   /**
-   * The builder pod's final state. Transient failures (the API server restarting just as the build ends) are
-   * retried for up to FINAL_POD_OUTAGE_MS, as long as the log follower would have tolerated the outage.
+   * The builder pod's final state; a pod that is gone (its Job deleted) is a `deleted` BuildError. Transient
+   * failures (the API server restarting just as the build ends) are retried for up to FINAL_POD_OUTAGE_MS, as
+   * long as the log follower would have tolerated the outage.
    */
   private async finalPod(name: string, jobName: string, signal: AbortSignal): Promise<V1Pod> {
-    const giveUpAt = Date.now() + FINAL_POD_OUTAGE_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.deps.client.call(
-          "get",
-          "pods",
-          (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o),
-          { name, signal },
-        );
-      } catch (err) {
-        if (err instanceof KubernetesApiError && err.statusCode === 404) {
-          throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, {
-            reason: "deleted",
-            cause: err,
-          });
-        }
-        if (!isTransient(err) || Date.now() > giveUpAt) throw err;
-        await abortableDelay(backoffDelay(attempt), signal);
+    try {
+      return await retryTransient(
+        () => this.deps.client.call("get", "pods", (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o), { name, signal }),
+        { maxRetryTimeMs: FINAL_POD_OUTAGE_MS, signal },
+      );
+    } catch (err) {
+      if (err instanceof KubernetesApiError && err.statusCode === 404) {
+        throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, { reason: "deleted", cause: err });
       }
+      throw err;
     }
   }
 

@@ -9,6 +9,7 @@ import { parseImageReference, type ImageReference } from "../image.js";
 import { RegistryAuthenticator, unauthorizedError, type AuthRequest } from "./auth.js";
 import type { BasicCredentials } from "./docker-config.js";
 import { NOT_FOUND_CODES, RegistryError, parseRegistryErrorBody, registryFailure } from "./errors.js";
+import { retryTransient } from "../kube/retry.js";
 import { parseLinkNext } from "./headers.js";
 import { send, type FetchFunction, type RawResponse } from "./http.js";
 import {
@@ -41,6 +42,14 @@ export interface RegistryClientOptions {
   platform?: string;
   /** Clock for token expiry; default Date.now. */
   now?: () => number;
+  /**
+   * How long GET and HEAD requests are retried while the registry answers 429, 502, 503 or 504 (busy, or
+   * restarting behind a proxy); default 15 000 ms, 0 to never retry. Other failures are not retried: an
+   * unreachable registry or a refusal fails at once, with its own message.
+   */
+  busyRetryMs?: number;
+  /** First delay between those retries; default 250 ms (doubling, at most 5 s). */
+  busyRetryDelayMs?: number;
 }
 
 /** Per-call options. */
@@ -88,6 +97,16 @@ interface Exchange {
   maxBytes?: number;
 }
 
+/** Answers that say "try again shortly" rather than "no". */
+const BUSY_STATUSES = new Set([429, 502, 503, 504]);
+
+/** Thrown inside the retry of a busy answer; never leaves this module. */
+class RegistryBusy extends Error {
+  constructor(readonly status: number) {
+    super(`registry answered ${status}`);
+  }
+}
+
 const IMPLICITLY_INSECURE = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
 const DOCKER_HUB = new Set(["docker.io", "index.docker.io"]);
 const PAGE_SIZE = 1000;
@@ -100,6 +119,8 @@ const pullScope = (repository: string): string => `repository:${repository}:pull
 export class RegistryClient {
   private readonly fetchFn: FetchFunction;
   private readonly timeoutMs: number;
+  private readonly busyRetryMs: number;
+  private readonly busyRetryDelayMs: number;
   private readonly platform: Platform;
   private readonly hosts: Map<string, RegistryHostOptions>;
   private readonly schemes = new Map<string, "https" | "http">();
@@ -109,6 +130,8 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions = {}) {
     this.fetchFn = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.busyRetryMs = options.busyRetryMs ?? 15_000;
+    this.busyRetryDelayMs = options.busyRetryDelayMs ?? 250;
     const platform = parsePlatform(options.platform ?? "linux/amd64");
     if (!platform) throw new InvalidInputError(`platform ${JSON.stringify(options.platform)} is not os/arch[/variant]`);
     this.platform = platform;
@@ -304,8 +327,35 @@ export class RegistryClient {
     return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ""}${r.digest ? `@${r.digest}` : ""}`;
   }
 
-  /** One authenticated exchange: scheme fallback for insecure hosts, one retry after answering a 401. */
+  /** One exchange; a read the registry answers "busy" (429, 502–504) is repeated for up to `busyRetryMs`. */
   private async exchange(target: Target, pathOrUrl: string, exchange: Exchange): Promise<RawResponse> {
+    const idempotent = exchange.method === "GET" || exchange.method === "HEAD";
+    if (!idempotent || this.busyRetryMs <= 0) return this.authenticatedExchange(target, pathOrUrl, exchange);
+    let busy: RawResponse | null = null;
+    try {
+      return await retryTransient(
+        async () => {
+          const response = await this.authenticatedExchange(target, pathOrUrl, exchange);
+          if (!BUSY_STATUSES.has(response.status)) return response;
+          busy = response;
+          throw new RegistryBusy(response.status);
+        },
+        {
+          maxRetryTimeMs: this.busyRetryMs,
+          minDelayMs: this.busyRetryDelayMs,
+          retryIf: (e) => e instanceof RegistryBusy,
+          ...(exchange.signal ? { signal: exchange.signal } : {}),
+        },
+      );
+    } catch (error) {
+      // Still busy when the time was up: the caller turns that answer into its usual RegistryError.
+      if (error instanceof RegistryBusy && busy) return busy;
+      throw error;
+    }
+  }
+
+  /** One authenticated exchange: scheme fallback for insecure hosts, one retry after answering a 401. */
+  private async authenticatedExchange(target: Target, pathOrUrl: string, exchange: Exchange): Promise<RawResponse> {
     const authRequest: AuthRequest = { host: target.host, scope: exchange.scope, credentials: target.credentials, signal: exchange.signal };
     let authorization = this.auth.preemptive(authRequest);
     let response = await this.sendOnce(target, pathOrUrl, exchange, authorization);

@@ -166,3 +166,54 @@ describe("inspectImage / listImages", () => {
     expect(loaded.map((i) => i.config?.WorkingDir)).toEqual(["", "/w", ""]);
   });
 });
+
+describe("RegistryClient when the registry is busy (429, 502–504)", () => {
+  /** A fetch that answers `statuses` in turn (then 200 with a tag list) and records each request. */
+  function scripted(statuses: number[]): { fetch: (url: string, init: RequestInit) => Promise<Response>; requests: string[] } {
+    const requests: string[] = [];
+    return {
+      requests,
+      fetch: async (url, init) => {
+        requests.push(`${init.method ?? "GET"} ${url}`);
+        const status = statuses.shift();
+        if (status !== undefined) return new Response(JSON.stringify({ errors: [{ code: "UNAVAILABLE", message: "busy" }] }), { status });
+        return new Response(JSON.stringify({ name: "a", tags: ["1"] }), { status: 200, headers: { "content-type": "application/json" } });
+      },
+    };
+  }
+
+  it("repeats a read until the registry answers", async () => {
+    const f = scripted([503, 429, 502]);
+    const client = new RegistryClient({ fetch: f.fetch, busyRetryDelayMs: 1 });
+    expect(await client.listTags("localhost:5000/a")).toEqual(["1"]);
+    expect(f.requests).toHaveLength(4);
+  });
+
+  it("gives up with the registry's answer once busyRetryMs has passed", async () => {
+    const f = scripted(Array.from({ length: 500 }, () => 503));
+    const client = new RegistryClient({ fetch: f.fetch, busyRetryMs: 60, busyRetryDelayMs: 10 });
+    const error = await client.listTags("localhost:5000/a").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ statusCode: 503 });
+    expect(f.requests.length).toBeGreaterThan(1);
+    expect(f.requests.length).toBeLessThan(500);
+  });
+
+  it("never repeats a write, and never retries with busyRetryMs 0", async () => {
+    const requests: string[] = [];
+    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: {}, layers: [] });
+    const writer = new RegistryClient({
+      busyRetryDelayMs: 1,
+      fetch: async (url, init) => {
+        requests.push(`${init.method ?? "GET"} ${url}`);
+        if (init.method === "PUT") return new Response("busy", { status: 503 });
+        return new Response(manifest, { status: 200, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" } });
+      },
+    });
+    await expect(writer.tagManifest("localhost:5000/a:1", "2")).rejects.toBeInstanceOf(RegistryError);
+    expect(requests.filter((r) => r.startsWith("PUT"))).toHaveLength(1);
+    const off = scripted([503]);
+    await expect(new RegistryClient({ fetch: off.fetch, busyRetryMs: 0 }).listTags("localhost:5000/a")).rejects.toMatchObject({ statusCode: 503 });
+    expect(off.requests).toHaveLength(1);
+  });
+});
