@@ -6,19 +6,20 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import type { Container, ContainerStatus, LogOptions } from "./contract.js";
-import { ContainerNotFoundError, DeadlineExceededError, KubernetesApiError, type ContainerEngineError } from "./errors.js";
-import type { KubeClient } from "./kube/client.js";
-import { followLogs, formatLogLine, readLogs, type LogLine } from "./kube/logs.js";
+import { ContainerNotFoundError, DeadlineExceededError, type ContainerEngineError } from "./errors.js";
+import { isStatus, type KubeApi } from "./kube/api.js";
+import { formatLogLine, type LogLine } from "./kube/logs.js";
 import { compareTimestamps } from "./kube/lines.js";
-import type { PortForward } from "./kube/port-forward.js";
-import { podsCollection, ResourceWatch, waitFor } from "./kube/watch.js";
+import type { PortForward, PortMapping } from "./kube/port-forward.js";
+import { waitFor } from "./kube/watch.js";
 import { containerErrorOf } from "./pods/container-error.js";
 import { RUN_CONTAINER_NAME } from "./pods/run-pod.js";
 import { containerStateOf, type PodState, type StatusOptions } from "./pods/status.js";
 
 /** What a {@link PodContainer} needs; the engine supplies it. */
 export interface PodContainerInit {
-  client: KubeClient;
+  /** The cluster, in the pod's namespace. */
+  api: KubeApi;
   /** The pod as created or last seen. */
   pod: V1Pod;
   /** Grace periods for image pulls and scheduling, seconds. */
@@ -36,10 +37,44 @@ const RETAINED_LOG_BYTES = 16 * 1024 * 1024;
 /** While the pod waits (pull, scheduling), re-evaluate grace periods this often even without events. */
 const GRACE_RECHECK_MS = 5_000;
 
+/** What {@link PodContainer.start} needs besides the {@link PodContainerInit}'s pod: the pod to create. */
+export interface StartContainer extends Omit<PodContainerInit, "pod"> {
+  /** The run pod (see pods/run-pod.ts). */
+  spec: V1Pod;
+  /** Container ports to forward to the local machine once the container runs. */
+  forwards: PortMapping[];
+  /** Aborts the start: the pod is deleted and `start` throws CancelledError. */
+  signal?: AbortSignal;
+}
+
 /** The contract's Container, backed by one pod. */
 export class PodContainer implements Container {
+  /**
+   * Creates the pod and resolves once its container started (its ports forwarded) or once the cluster gave
+   * up starting it (`status` exited, `reason` says why). Whatever fails after the pod was created deletes it
+   * before the error is rethrown, so a failed start leaves nothing behind.
+   */
+  static async start(options: StartContainer): Promise<PodContainer> {
+    const { spec, forwards, signal, ...init } = options;
+    // Not abortable: once sent, the create may have happened; an abort is handled below, where the pod is deleted.
+    const created = await init.api.pods.create(spec);
+    const container = new PodContainer({ ...init, pod: created });
+    try {
+      await container.until((s) => s.status !== "created", signal);
+      if (forwards.length > 0 && container.status === "running") {
+        container.attachForward(await init.api.forwardPorts({ pod: container.id, ports: forwards, logger: { warn: init.warn } }));
+      } else if (init.removeOnExit) {
+        container.watchInBackground();
+      }
+    } catch (err) {
+      await container.remove().catch((cleanupErr: unknown) => init.warn(`cleanup of ${container.id}: ${String(cleanupErr)}`));
+      throw err;
+    }
+    return container;
+  }
+
   readonly id: string;
-  private readonly client: KubeClient;
+  private readonly api: KubeApi;
   private readonly init: PodContainerInit;
   private pod: V1Pod;
   private gone = false;
@@ -55,7 +90,7 @@ export class PodContainer implements Container {
 
   constructor(init: PodContainerInit) {
     this.init = init;
-    this.client = init.client;
+    this.api = init.api;
     this.pod = init.pod;
     this.id = init.pod.metadata?.name ?? "";
     this.state = this.evaluate(this.pod);
@@ -97,12 +132,9 @@ export class PodContainer implements Container {
   async reload(): Promise<void> {
     this.assertNotRemoved();
     if (this.gone) return;
-    try {
-      this.observe(await this.readPod());
-    } catch (err) {
-      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) throw err;
-      this.observeGone(null);
-    }
+    const pod = await this.api.pods.get(this.id);
+    if (pod) this.observe(pod);
+    else this.observeGone(null);
   }
 
   async logs(options: LogOptions = {}): Promise<string> {
@@ -118,7 +150,7 @@ export class PodContainer implements Container {
       return;
     }
     try {
-      for await (const line of followLogs(this.client, this.logTarget(options.since))) {
+      for await (const line of this.api.followLogs(this.logTarget(options.since))) {
         yield formatLogLine(line, options.timestamps === true);
       }
     } catch (err) {
@@ -151,8 +183,8 @@ export class PodContainer implements Container {
     if (!this.gone) await this.deletePod(0);
   }
 
-  /** Starts forwarding; the forward ends when the container does. Called by the engine after `run`. */
-  attachForward(forward: PortForward): void {
+  /** Starts forwarding; the forward ends when the container does. */
+  private attachForward(forward: PortForward): void {
     this.forward = forward;
     this.boundPorts = Object.fromEntries(
       forward.ports.map((p) => [`${p.remotePort}/tcp`, { host: p.localAddress, port: p.localPort }]),
@@ -163,9 +195,8 @@ export class PodContainer implements Container {
   /**
    * Ends the port forward when the container exits and, with `removeOnExit`, deletes the pod — keeping its
    * final state and log first, so `wait()` and `logs()` still answer, as after Docker's auto-remove.
-   * Called by the engine after `run`.
    */
-  watchInBackground(): void {
+  private watchInBackground(): void {
     if (this.background.signal.aborted) return;
     this.until((s) => s.terminal, this.background.signal)
       .then(async () => {
@@ -181,10 +212,8 @@ export class PodContainer implements Container {
   }
 
   /** Waits (by watch) until `predicate` holds for the state, re-checking grace periods while the pod waits. */
-  async until(predicate: (state: PodState) => boolean, signal?: AbortSignal): Promise<void> {
-    const watch = new ResourceWatch<V1Pod>(this.client, podsCollection(this.client.namespace), {
-      fieldSelector: `metadata.name=${this.id}`,
-    });
+  private async until(predicate: (state: PodState) => boolean, signal?: AbortSignal): Promise<void> {
+    const watch = this.api.pods.watch({ fieldSelector: `metadata.name=${this.id}` });
     while (!predicate(this.state) && !this.gone) {
       const waiting = this.state.status === "created";
       try {
@@ -244,7 +273,7 @@ export class PodContainer implements Container {
     const lines: LogLine[] = [];
     let bytes = 0;
     try {
-      for await (const line of followLogs(this.client, { ...this.logTarget(undefined), startTimeoutMs: 60_000 })) {
+      for await (const line of this.api.followLogs({ ...this.logTarget(undefined), startTimeoutMs: 60_000 })) {
         lines.push(line);
         bytes += line.text.length + line.timestamp.length;
         while (bytes > RETAINED_LOG_BYTES && lines.length > 1) {
@@ -263,10 +292,10 @@ export class PodContainer implements Container {
     if (this.retainedLog) return this.retainedLog.filter(keep);
     if (this.gone || this.removed) return [];
     try {
-      return await readLogs(this.client, this.logTarget(since));
+      return await this.api.readLogs(this.logTarget(since));
     } catch (err) {
       // 404: the pod is gone; 400: its container has not started yet. Either way there is no log to read.
-      if (err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 400)) return [];
+      if (isStatus(err, 404) || isStatus(err, 400)) return [];
       throw err;
     }
   }
@@ -275,30 +304,8 @@ export class PodContainer implements Container {
     return { pod: this.id, container: RUN_CONTAINER_NAME, ...(since ? { sinceTime: since } : {}) };
   }
 
-  private async readPod(): Promise<V1Pod> {
-    return this.client.call(
-      "get",
-      "pods",
-      (o) => this.client.core.readNamespacedPod({ name: this.id, namespace: this.client.namespace }, o),
-      { name: this.id },
-    );
-  }
-
   private async deletePod(gracePeriodSeconds: number): Promise<void> {
-    try {
-      await this.client.call(
-        "delete",
-        "pods",
-        (o) =>
-          this.client.core.deleteNamespacedPod(
-            { name: this.id, namespace: this.client.namespace, gracePeriodSeconds },
-            o,
-          ),
-        { name: this.id },
-      );
-    } catch (err) {
-      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) throw err;
-    }
+    await this.api.pods.deleteIfExists(this.id, { gracePeriodSeconds });
   }
 
   private async closeForward(): Promise<void> {

@@ -24,10 +24,9 @@ import { formatImageReference, parseImageReference, resolveImageReference, type 
 import { ClusterApi } from "./kube/api.js";
 import { KubeClient } from "./kube/client.js";
 import { parseDockerConfigJson } from "./registry/docker-config.js";
-import { forwardPorts } from "./kube/port-forward.js";
 import { engineAnnotations, engineLabels } from "./pods/labels.js";
-import { parsePortBindings } from "./pods/ports.js";
-import { parseEnvironment, parseUser, parseVolumes } from "./pods/run-options.js";
+import { withPublishedPorts } from "./pods/ports.js";
+import { validateRunOptions } from "./pods/run-options.js";
 import { runPodSpec } from "./pods/run-pod.js";
 import type { RegistryAccess } from "./registry/access.js";
 import { RegistryClient } from "./registry/client.js";
@@ -40,6 +39,8 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
   readonly config: ResolvedEngineConfig;
   readonly kubeConfig: KubeConfig;
   readonly client: KubeClient;
+  /** The one seam the engine's own cluster calls go through. */
+  private readonly api: ClusterApi;
   private readonly log: (message: string) => void;
   private registryPromise: Promise<ResolvedRegistry> | null = null;
   /** One registry HTTP client per registry (host as named, host as reached). */
@@ -58,6 +59,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
       namespace,
       callTimeoutMs: this.config.timeouts.apiRequestMs,
     });
+    this.api = new ClusterApi(this.client);
   }
 
   get namespace(): string {
@@ -90,60 +92,37 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
    * @throws InvalidInputError for bad options (nothing created); KubernetesApiError; CancelledError.
    */
   async run(ref: string, options: RunOptions = {}): Promise<PodContainer> {
-    validateRunInput(ref, options);
+    parseImageReference(ref);
+    const run = validateRunOptions(options);
     const registry = await this.registry();
     const image = formatImageReference(resolveImageReference(ref, registry.host));
-    const exposedPorts = options.publishAllPorts ? (await this.inspectImage(ref))?.config?.ExposedPorts : undefined;
-    const forwards = parsePortBindings(options.ports, {
-      publishAllPorts: options.publishAllPorts === true,
-      ...(exposedPorts ? { exposedPorts } : {}),
-    });
+    const forwards = run.publishAllPorts ? withPublishedPorts(run.forwards, (await this.inspectImage(ref))?.config?.ExposedPorts) : run.forwards;
     const pod = runPodSpec({
       name: podName("run", ref),
       namespace: this.namespace,
       image,
-      run: options,
+      run,
       forwards,
       labels: engineLabels({ instance: this.config.instanceId, role: "container", extra: this.config.labels }),
-      annotations: engineAnnotations({ createdAt: new Date(), image: ref, remove: options.remove === true }),
+      annotations: engineAnnotations({ createdAt: new Date(), image: ref, remove: run.remove }),
       activeDeadlineSeconds: this.config.timeouts.runSeconds || null,
       pullSecretName: registry.credentialsSecret,
       nodeSelector: this.config.nodeSelector,
       tolerations: this.config.tolerations,
       ...(this.config.serviceAccountName ? { serviceAccountName: this.config.serviceAccountName } : {}),
     });
-    const created = await this.client.call(
-      "create",
-      "pods",
-      (o) => this.client.core.createNamespacedPod({ namespace: this.namespace, body: pod }, o),
-      { name: pod.metadata?.name ?? "" },
-    );
-    const container = new PodContainer({
-      client: this.client,
-      pod: created,
+    const container = await PodContainer.start({
+      api: this.api,
+      spec: pod,
+      forwards: forwards.map((f) => ({ remotePort: f.containerPort, localPort: f.localPort, localAddress: f.localAddress })),
       graces: {
         pullGraceSeconds: this.config.timeouts.imagePullGraceSeconds,
         unschedulableGraceSeconds: this.config.timeouts.unschedulableGraceSeconds,
       },
-      removeOnExit: options.remove === true,
+      removeOnExit: run.remove,
       warn: this.log,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
-    try {
-      await container.until((s) => s.status !== "created", options.signal);
-      if (forwards.length > 0 && container.status === "running") {
-        const forward = await forwardPorts(this.client, {
-          pod: container.id,
-          ports: forwards.map((f) => ({ remotePort: f.containerPort, localPort: f.localPort, localAddress: f.localAddress })),
-          logger: { warn: this.log },
-        });
-        container.attachForward(forward);
-      } else if (options.remove) {
-        container.watchInBackground();
-      }
-    } catch (err) {
-      await container.remove().catch((cleanupErr: unknown) => this.log(`cleanup of ${container.id}: ${String(cleanupErr)}`));
-      throw err;
-    }
     if (container.status === "exited" && container.reason) this.log(`container ${container.id}: ${container.reason}`);
     return container;
   }
@@ -178,7 +157,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
   private async loadSecretCredentials(registry: ResolvedRegistry): Promise<void> {
     if (!registry.credentialsSecret || this.config.registryCredentials) return;
     try {
-      const doc = await new ClusterApi(this.client).dockerConfigOfSecret(registry.credentialsSecret);
+      const doc = await this.api.dockerConfigOfSecret(registry.credentialsSecret);
       const found = doc === null ? null : (parseDockerConfigJson(doc, registry.apiHost) ?? parseDockerConfigJson(doc, registry.host));
       if (found) {
         this.secretCredentials = { registry: registry.host, ...found };
@@ -270,14 +249,6 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
 }
 
 /** Everything about a run that can be wrong without asking the cluster; throws InvalidInputError. */
-function validateRunInput(ref: string, options: RunOptions): void {
-  parseImageReference(ref);
-  parsePortBindings(options.ports);
-  parseEnvironment(options.environment);
-  parseUser(options.user);
-  parseVolumes(options.volumes);
-}
-
 /** `kce-<purpose>-<repository tail>-<random>`: readable in `kubectl get pods`, unique, a valid DNS label. */
 export function podName(purpose: "run" | "build" | "push", ref: string): string {
   const tail = ref.replace(/[@:].*$/, "").split("/").pop() ?? "";

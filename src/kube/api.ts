@@ -6,7 +6,8 @@
 import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "./client.js";
-import { followLogs, type FollowLogsOptions, type LogLine } from "./logs.js";
+import { followLogs, readLogs, type FollowLogsOptions, type LogLine, type LogTarget } from "./logs.js";
+import { forwardPorts, type PortForward, type PortForwardOptions } from "./port-forward.js";
 import { jobsCollection, podsCollection, ResourceWatch, type Watchable } from "./watch.js";
 
 /** How a delete treats running containers. */
@@ -46,6 +47,13 @@ export interface KubeApi {
   eventsFor(objectName: string, options?: { signal?: AbortSignal }): Promise<CoreV1Event[]>;
   /** THE log follower (see {@link followLogs}): every line of a container once, in order. */
   followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine>;
+  /**
+   * A container's log so far, without following it.
+   * @throws KubernetesApiError: 404 without the pod, 400 before the container started.
+   */
+  readLogs(target: Omit<LogTarget, "namespace">): Promise<LogLine[]>;
+  /** Forwards local ports to a pod's ports (over the API server) until the forward is closed. */
+  forwardPorts(options: Omit<PortForwardOptions, "namespace">): Promise<PortForward>;
   /**
    * The `.dockerconfigjson` of Secret `name` (decoded), or null when there is no such Secret or key. Read by
    * listing with a field selector: the engine's Role may list Secrets (for gc) but not get them.
@@ -144,6 +152,14 @@ export class ClusterApi implements KubeApi {
 
   followLogs(options: Omit<FollowLogsOptions, "namespace">): AsyncIterable<LogLine> {
     return followLogs(this.client, options);
+  }
+
+  readLogs(target: Omit<LogTarget, "namespace">): Promise<LogLine[]> {
+    return readLogs(this.client, target);
+  }
+
+  forwardPorts(options: Omit<PortForwardOptions, "namespace">): Promise<PortForward> {
+    return forwardPorts(this.client, options);
   }
 
   async dockerConfigOfSecret(name: string, options?: { signal?: AbortSignal }): Promise<string | null> {

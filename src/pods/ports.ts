@@ -145,14 +145,24 @@ export function parsePortBindings(
     forwards,
     entries.map(([key]) => key),
   );
-  if (options.publishAllPorts) {
-    const bound = new Set(forwards.map((f) => f.containerPort));
-    const extra = [...new Set(exposedTcpPorts(options.exposedPorts))].filter((p) => !bound.has(p)).sort((a, b) => a - b);
-    for (const port of extra) {
-      forwards.push({ key: `${port}/tcp`, containerPort: port, protocol: "TCP", localAddress: defaultAddress, localPort: 0 });
-    }
-  }
-  return forwards;
+  return options.publishAllPorts ? withPublishedPorts(forwards, options.exposedPorts, defaultAddress) : forwards;
+}
+
+/**
+ * `forwards` (already parsed) plus every TCP port the image exposes that they do not name, in ascending
+ * order, each to any free local port on `defaultAddress` (Docker's `-P`).
+ */
+export function withPublishedPorts(
+  forwards: readonly PortForwardSpec[],
+  exposedPorts: PortParseOptions["exposedPorts"],
+  defaultAddress: string = DEFAULT_LOCAL_ADDRESS,
+): PortForwardSpec[] {
+  const bound = new Set(forwards.map((f) => f.containerPort));
+  const extra = [...new Set(exposedTcpPorts(exposedPorts))].filter((p) => !bound.has(p)).sort((a, b) => a - b);
+  return [
+    ...forwards,
+    ...extra.map((port): PortForwardSpec => ({ key: `${port}/tcp`, containerPort: port, protocol: "TCP", localAddress: defaultAddress, localPort: 0 })),
+  ];
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { RunOptions } from "../contract.js";
 import { InvalidInputError } from "../errors.js";
+import { parsePortBindings, type PortForwardSpec } from "./ports.js";
 
 /**
  * `"KEY=value"` strings → env vars. The value may be empty (`"KEY="`); a later entry for the same key
@@ -152,4 +153,37 @@ export function parseVolumes(volumes: RunOptions["volumes"] | null | undefined):
     result.mounts.push({ name, mountPath: bind, readOnly, ...(subPath ? { subPath } : {}) });
   }
   return result;
+}
+
+/** The contract's run options, checked once and translated into what the pod needs. */
+export interface ValidatedRunOptions {
+  /** Replaces the image CMD (→ container `args`); null keeps it. */
+  command: string[] | null;
+  env: V1EnvVar[];
+  user: RunAsUser | null;
+  volumes: RunVolumes;
+  /** The forwards that `ports` names (the image's exposed ports are added later, with `publishAllPorts`). */
+  forwards: PortForwardSpec[];
+  publishAllPorts: boolean;
+  remove: boolean;
+}
+
+/**
+ * Checks every run option at once, before anything reaches the registry or the cluster.
+ * @throws InvalidInputError naming the first bad option
+ */
+export function validateRunOptions(options: RunOptions): ValidatedRunOptions {
+  const command = options.command;
+  if (command !== undefined && (!Array.isArray(command) || command.some((c) => typeof c !== "string"))) {
+    throw new InvalidInputError("command must be a list of strings");
+  }
+  return {
+    command: command === undefined ? null : [...command],
+    env: parseEnvironment(options.environment),
+    user: parseUser(options.user),
+    volumes: parseVolumes(options.volumes),
+    forwards: parsePortBindings(options.ports),
+    publishAllPorts: options.publishAllPorts === true,
+    remove: options.remove === true,
+  };
 }

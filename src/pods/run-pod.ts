@@ -8,11 +8,11 @@ import type {
   V1SecurityContext,
   V1Toleration,
 } from "@kubernetes/client-node";
-import type { ContainerLimits, RunOptions } from "../contract.js";
+import type { ContainerLimits } from "../contract.js";
 import { InvalidInputError } from "../errors.js";
 import { parseImageReference } from "../image.js";
 import type { PortForwardSpec } from "./ports.js";
-import { parseEnvironment, parseUser, parseVolumes } from "./run-options.js";
+import type { ValidatedRunOptions } from "./run-options.js";
 
 /** The name of the run container in the pod. */
 export const RUN_CONTAINER_NAME = "main";
@@ -26,8 +26,8 @@ export interface RunPodInput {
   namespace: string;
   /** The image as nodes pull it (already resolved against the engine's registry). */
   image: string;
-  /** `command` (→ container `args`: the image ENTRYPOINT stays), `environment`, `volumes`, `user`. */
-  run?: Pick<RunOptions, "command" | "environment" | "volumes" | "user">;
+  /** The checked run options (`validateRunOptions`): command (→ `args`: ENTRYPOINT stays), env, volumes, user. */
+  run?: Pick<ValidatedRunOptions, "command" | "env" | "volumes" | "user">;
   /** Parsed port forwards (`parsePortBindings`); each becomes a `containerPort`. */
   forwards?: readonly PortForwardSpec[];
   /** Labels (see `engineLabels`). */
@@ -119,25 +119,21 @@ function validate(input: RunPodInput): void {
   if (deadline !== null && deadline !== undefined && (!Number.isInteger(deadline) || deadline <= 0)) {
     throw new InvalidInputError(`activeDeadlineSeconds ${deadline} must be a positive integer`);
   }
-  const command = input.run?.command;
-  if (command !== undefined && (!Array.isArray(command) || command.some((c) => typeof c !== "string"))) {
-    throw new InvalidInputError("command must be a list of strings");
-  }
 }
 
 /**
  * The run pod: one container, `restartPolicy: Never`, no service links, no service-account token, logs as
  * the termination message on error, and our labels. `run.command` becomes `args` (ENTRYPOINT stays, as with
  * `docker run image cmd…`).
- * @throws InvalidInputError for a bad name, namespace, deadline, image reference, command, environment entry
- *   (`KEY` without `=`), user (a name other than "root"), volume (a client path) or limit
+ * @throws InvalidInputError for a bad name, namespace, deadline, image reference or limit (the run options
+ *   themselves were checked by `validateRunOptions`)
  */
 export function runPodSpec(input: RunPodInput): V1Pod {
   validate(input);
-  const env = parseEnvironment(input.run?.environment);
-  const user = parseUser(input.run?.user);
-  const { volumes, mounts } = parseVolumes(input.run?.volumes);
-  const securityContext: V1SecurityContext = { ...(input.securityContext ?? defaultRunSecurityContext()), ...user };
+  const env = input.run?.env ?? [];
+  const user = input.run?.user ?? null;
+  const { volumes, mounts } = input.run?.volumes ?? { volumes: [], mounts: [] };
+  const securityContext: V1SecurityContext = { ...(input.securityContext ?? defaultRunSecurityContext()), ...(user ?? {}) };
   const resources = resourcesFromLimits(input.limits, input.resources);
   return {
     apiVersion: "v1",
@@ -166,7 +162,7 @@ export function runPodSpec(input: RunPodInput): V1Pod {
           name: RUN_CONTAINER_NAME,
           image: input.image,
           imagePullPolicy: input.imagePullPolicy ?? defaultPullPolicy(input.image),
-          ...(input.run?.command !== undefined ? { args: [...input.run.command] } : {}),
+          ...(input.run?.command ? { args: [...input.run.command] } : {}),
           ...(env.length > 0 ? { env } : {}),
           ...(input.forwards && input.forwards.length > 0
             ? { ports: input.forwards.map((f) => ({ containerPort: f.containerPort, protocol: f.protocol })) }

@@ -4,7 +4,9 @@
 import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { CancelledError, ContainerNotFoundError, KubernetesApiError } from "../../src/errors.js";
 import type { DeleteOptions, KubeApi, ResourceVerbs } from "../../src/kube/api.js";
-import type { FollowLogsOptions, LogLine } from "../../src/kube/logs.js";
+import { compareTimestamps } from "../../src/kube/lines.js";
+import type { FollowLogsOptions, LogLine, LogTarget } from "../../src/kube/logs.js";
+import type { PortForward, PortForwardOptions } from "../../src/kube/port-forward.js";
 import type { KubeObject, Watchable, WatchEvent } from "../../src/kube/watch.js";
 
 type Kind = "pods" | "jobs";
@@ -53,6 +55,10 @@ export class FakeCluster implements KubeApi {
   private readonly logs = new Map<string, LogState>();
   private readonly failures: Array<{ verb: string; resource: string; error: Error; times: number }> = [];
   private rv = 1;
+  /** The options of the last delete of each object, by "kind/name". */
+  readonly deleteOptions = new Map<string, DeleteOptions | undefined>();
+  /** Port forwards opened and not yet closed, by pod. */
+  readonly openForwards = new Map<string, PortForward>();
   /** Called after a Job was created (tests use it to play the Job controller). */
   onJobCreated: ((job: V1Job) => void) | null = null;
   /** Called after a pod was created (tests play the kubelet). */
@@ -127,7 +133,7 @@ export class FakeCluster implements KubeApi {
       deleteIfExists: async (name, options?: DeleteOptions) => {
         this.calls.push(`delete ${kind}/${name}`);
         this.maybeFail("delete", kind);
-        void options;
+        this.deleteOptions.set(`${kind}/${name}`, options);
         return this.remove(kind, name);
       },
       watch: (selector) => this.watchOf(kind, selector) as unknown as Watchable<T>,
@@ -255,6 +261,28 @@ export class FakeCluster implements KubeApi {
         });
       }
     })();
+  }
+
+  async readLogs(target: Omit<LogTarget, "namespace">): Promise<LogLine[]> {
+    this.calls.push(`read pods/${target.pod}/log`);
+    this.maybeFail("read", "pods/log");
+    if (!this.store.pods.has(target.pod)) throw apiError("get", "pods/log", 404, "NotFound");
+    const since = target.sinceTime;
+    return this.logState(target.pod).lines.filter((l) => since === undefined || compareTimestamps(l.timestamp, since) >= 0);
+  }
+
+  async forwardPorts(options: Omit<PortForwardOptions, "namespace">): Promise<PortForward> {
+    this.calls.push(`portforward pods/${options.pod}`);
+    this.maybeFail("portforward", "pods");
+    let next = 40_000;
+    const forward: PortForward = {
+      ports: options.ports.map((p) => ({ remotePort: p.remotePort, localPort: p.localPort || next++, localAddress: p.localAddress ?? "127.0.0.1" })),
+      close: async () => {
+        if (this.openForwards.get(options.pod) === forward) this.openForwards.delete(options.pod);
+      },
+    };
+    this.openForwards.set(options.pod, forward);
+    return forward;
   }
 
   async eventsFor(objectName: string): Promise<CoreV1Event[]> {

@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
 import { engineLabels } from "../../../src/pods/labels.js";
 import { parsePortBindings } from "../../../src/pods/ports.js";
-import { parseEnvironment, parseUser, parseVolumes } from "../../../src/pods/run-options.js";
+import { parseEnvironment, parseUser, parseVolumes, validateRunOptions } from "../../../src/pods/run-options.js";
+import type { RunOptions } from "../../../src/contract.js";
 import {
   defaultPullPolicy,
   defaultRunSecurityContext,
@@ -14,7 +15,10 @@ import {
 
 const labels = engineLabels({ instance: "test", role: "container" });
 const base: RunPodInput = { name: "kce-run-abc12", namespace: "fx", image: "localhost:5001/r2dabc:latest", labels };
-const build = (overrides: Partial<RunPodInput> = {}): V1Pod => runPodSpec({ ...base, ...overrides });
+/** The pod for `overrides`, its raw run options checked first as the engine does. */
+type Overrides = Partial<Omit<RunPodInput, "run">> & { run?: RunOptions };
+const build = ({ run, ...overrides }: Overrides = {}): V1Pod =>
+  runPodSpec({ ...base, ...overrides, ...(run ? { run: validateRunOptions(run) } : {}) });
 const container = (pod: V1Pod): V1Container => {
   const c = pod.spec?.containers[0];
   if (!c) throw new Error("no container");
@@ -119,7 +123,7 @@ describe("runPodSpec", () => {
     ]);
   });
 
-  it.each<[string, Partial<RunPodInput>, RegExp]>([
+  it.each<[string, Overrides, RegExp]>([
     ["a client volume", { run: { volumes: { "/home/me/repo": { bind: "/home/jovyan", mode: "rw" } } } }, /cannot be mounted into a pod on the cluster.*pvc:<claim-name>/],
     ["KEY without =", { run: { environment: ["KEY"] } }, /has no "=": pass "KEY=value"/],
     ["a user name", { run: { user: "jovyan" } }, /is a name, but Kubernetes runs containers by numeric id/],
