@@ -40,6 +40,21 @@ async function daemons(): Promise<V1Pod[]> {
   return list.items.filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === "Running" || p.status?.phase === "Pending"));
 }
 
+/** Waits until none of the pool's daemons is being deleted or has ended (a slot that drains is skipped). */
+async function poolSettled(): Promise<void> {
+  const { admin } = scope.ns;
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const list = await admin.call("list", "pods", (o) =>
+      admin.core.listNamespacedPod({ namespace: admin.namespace, labelSelector: `kube-container-engine/pool=${POOL}` }, o),
+    );
+    const leaving = list.items.filter((p) => p.metadata?.deletionTimestamp || p.status?.phase === "Succeeded" || p.status?.phase === "Failed");
+    if (leaving.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`pool daemons still on their way out after 90 s: ${leaving.map((p) => p.metadata?.name).join(", ")}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+}
+
 async function build(e: KubernetesEngine, repository: string, dockerfile: string, onLine?: (line: string) => void): Promise<{ lines: string[]; image: string }> {
   const stream = e.build({ tag: `kce-e2e/${repository}:1`, path: contextDir(scope.dir, { Dockerfile: dockerfile }) });
   const lines: string[] = [];
@@ -128,6 +143,9 @@ describe("buildkit-pool", () => {
   });
 
   it("two tenants' cache mounts do not see each other on the same daemon", async () => {
+    // The previous test leaves a daemon terminating: a build whose preferred slot is still draining goes to the
+    // other slot, and the next one back to its own (a fresh daemon) — so start once no daemon is on its way out.
+    await poolSettled();
     const repo = `pool-tenants-${randomBytes(3).toString("hex")}`;
     const df = (mark: string): string =>
       `FROM ${baseImage()}\nRUN --mount=type=cache,target=/cache,id=shared sh -c 'echo seen: $(ls /cache | tr "\\n" " "); touch /cache/${mark}'\n`;
