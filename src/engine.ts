@@ -132,7 +132,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
    * builders, orphaned credentials (with `all`, everything of ours). Returns what was (or would be) deleted.
    */
   async gc(options: GcOptions = {}): Promise<CleanupAction[]> {
-    return collectGarbage(this.client, { ...options, buildDeadlineSeconds: this.config.timeouts.buildSeconds });
+    return collectGarbage(this.api, { ...options, buildDeadlineSeconds: this.config.timeouts.buildSeconds });
   }
 
   /** The registry: configured, or published by the cluster (KEP-1755 `local-registry-hosting`). */
