@@ -214,7 +214,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
   }
 
   private builder(): Builder {
-    return new Builder({ registries: this, config: this.config, client: this.client, log: this.log });
+    return new Builder({ registries: this, config: this.config, api: this.api, log: this.log });
   }
 
   private async discoverRegistry(): Promise<ResolvedRegistry> {
