@@ -40,7 +40,7 @@ module.exports = {
     {
       name: "builds-do-not-call-up",
       severity: "error",
-      comment: "build/ gets what it needs (the registry, the client) passed in; it never reaches back into the engine",
+      comment: "build/ gets what it needs (the registry, the cluster seam) passed in; it never reaches back into the engine",
       from: { path: "^src/build/" },
       to: { path: [APPS, ENGINE] },
     },

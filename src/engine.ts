@@ -3,7 +3,7 @@
  * container together. No spec or status logic lives here (see pods/ and build/).
  */
 import { randomBytes } from "node:crypto";
-import { KubeConfig, type V1ConfigMap, type V1Pod } from "@kubernetes/client-node";
+import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { Builder, type BuildStream } from "./build/builder.js";
 import { isBuildArtifact } from "./build/plan.js";
 import {
@@ -19,7 +19,7 @@ import { collectGarbage, type GcOptions } from "./cleanup.js";
 import { PodContainer } from "./container.js";
 import type { CleanupAction } from "./pods/cleanup.js";
 import type { BuildOptions, ContainerEngine, RunOptions } from "./contract.js";
-import { ContainerEngineError, InvalidInputError, KubernetesApiError } from "./errors.js";
+import { ContainerEngineError, InvalidInputError } from "./errors.js";
 import { formatImageReference, parseImageReference, resolveImageReference, type Image } from "./image.js";
 import { ClusterApi } from "./kube/api.js";
 import { KubeClient } from "./kube/client.js";
@@ -132,7 +132,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
    * builders, orphaned credentials (with `all`, everything of ours). Returns what was (or would be) deleted.
    */
   async gc(options: GcOptions = {}): Promise<CleanupAction[]> {
-    return collectGarbage(this.client, { ...options, buildDeadlineSeconds: this.config.timeouts.buildSeconds });
+    return collectGarbage(this.api, { ...options, buildDeadlineSeconds: this.config.timeouts.buildSeconds });
   }
 
   /** The registry: configured, or published by the cluster (KEP-1755 `local-registry-hosting`). */
@@ -214,7 +214,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
   }
 
   private builder(): Builder {
-    return new Builder({ registries: this, config: this.config, client: this.client, log: this.log });
+    return new Builder({ registries: this, config: this.config, api: this.api, log: this.log });
   }
 
   private async discoverRegistry(): Promise<ResolvedRegistry> {
@@ -229,21 +229,11 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
     return resolveRegistry(given);
   }
 
+  /** The registry the cluster publishes; null when it publishes none or does not let us read it. */
   private async readLocalRegistryHosting(): Promise<RegistryOptions | null> {
     const { namespace, name, key } = LOCAL_REGISTRY_HOSTING;
-    let configMap: V1ConfigMap;
-    try {
-      configMap = await this.client.call(
-        "get",
-        "configmaps",
-        (o) => this.client.core.readNamespacedConfigMap({ name, namespace }, o),
-        { name },
-      );
-    } catch (err) {
-      if (err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 403)) return null;
-      throw err;
-    }
-    const document = configMap.data?.[key];
+    const configMap = await this.api.configMapIn(namespace, name);
+    const document = configMap?.data?.[key];
     return document ? registryFromLocalRegistryHosting(document) : null;
   }
 }

@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import type { V1Job } from "@kubernetes/client-node";
 import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
 import type { BuildOptions, BuildProgress } from "../contract.js";
-import { BuildError, ContainerEngineError, InvalidInputError, KubernetesApiError } from "../errors.js";
-import type { KubeClient } from "../kube/client.js";
+import { BuildError, ContainerEngineError, InvalidInputError } from "../errors.js";
+import { isStatus } from "../kube/api.js";
 import { jobStateOf } from "../pods/builder-status.js";
 import type { RegistryClient } from "../registry/client.js";
 import { unknownBuildOptions, validateBuildOptions, type ValidatedBuildOptions } from "./build-options.js";
@@ -27,8 +27,6 @@ import { buildctlArgs } from "./buildkit.js";
 import { BuildkitPool } from "./pool/pool.js";
 import { routingIdentity } from "./pool/routing.js";
 import { buildWorkspace } from "./pool/spec.js";
-import { ClusterApi } from "../kube/api.js";
-import { execInPod } from "../kube/stdin.js";
 import { describePushFailure, isUnauthorized, pushImage } from "./push.js";
 
 /** What a finished build produced. */
@@ -78,8 +76,8 @@ export class Builder {
   private readonly runner: JobRunner;
 
   constructor(private readonly deps: BuilderDeps) {
-    this.jobs = new BuilderJobs(deps.client);
-    this.runner = new JobRunner({ client: deps.client, config: deps.config, jobs: this.jobs });
+    this.jobs = new BuilderJobs(deps.api);
+    this.runner = new JobRunner({ api: deps.api, config: deps.config, jobs: this.jobs });
   }
 
   /** Starts a build; the returned stream yields the output lines (see {@link BuildStream}). */
@@ -169,7 +167,7 @@ export class Builder {
     const plan = planBuilderJob({
       config: this.deps.config,
       registry: build.registry,
-      namespace: this.deps.client.namespace,
+      namespace: this.deps.api.namespace,
       jobName,
       secretName: `${jobName}-registry-${randomBytes(3).toString("hex")}`,
       target: build.target,
@@ -219,7 +217,7 @@ export class Builder {
     try {
       return await this.jobs.create(plan.job, plan.secret, signal);
     } catch (err) {
-      if (mayExist && err instanceof KubernetesApiError && err.statusCode === 409) return null;
+      if (mayExist && isStatus(err, 409)) return null;
       throw err;
     }
   }
@@ -266,7 +264,7 @@ export class Builder {
    * cache locally, so no registry cache is exported; the result is confirmed in the registry as for Jobs.
    */
   private async *onPool(build: BuildJob): AsyncGenerator<string, BuildResult> {
-    const { config, client } = this.deps;
+    const { config, api } = this.deps;
     if (config.registryCredentials) {
       throw new InvalidInputError(
         "builder buildkit-pool pushes with the registry's credentialsSecret (mounted in its daemons), not with registryCredentials: use kaniko or buildkit for this push",
@@ -276,7 +274,7 @@ export class Builder {
     const { jobInput } = builderInput({
       config,
       registry: build.registry,
-      namespace: client.namespace,
+      namespace: api.namespace,
       jobName: buildId,
       secretName: "",
       target: build.target,
@@ -288,7 +286,7 @@ export class Builder {
       createdAt: new Date(),
     });
     const args = buildctlArgs({ ...jobInput, mode: "rootless", noCacheExport: true }, buildWorkspace(buildId));
-    args.push("--opt", `build-arg:BUILDKIT_CACHE_MOUNT_NS=${config.pool.tenant ?? client.namespace}`);
+    args.push("--opt", `build-arg:BUILDKIT_CACHE_MOUNT_NS=${config.pool.tenant ?? api.namespace}`);
     const outcome = yield* this.pool(build.registry).build({
       identity: routingIdentity(build.target.pushRef),
       buildId,
@@ -306,14 +304,14 @@ export class Builder {
   }
 
   private pool(registry: ResolvedRegistry): BuildkitPool {
-    const { config, client } = this.deps;
+    const { config, api } = this.deps;
     return new BuildkitPool({
-      api: new ClusterApi(client),
-      exec: (options) => execInPod(client, options),
+      api,
+      exec: (options) => api.execInPod(options),
       daemon: {
         ...config.pool,
         image: config.builderImages.buildkit,
-        namespace: client.namespace,
+        namespace: api.namespace,
         instance: "pool",
         extraLabels: config.labels,
         insecureRegistries: insecureRegistries(config, registry, null),

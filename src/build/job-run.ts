@@ -7,11 +7,10 @@ import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import type { ResolvedEngineConfig } from "../config.js";
 import type { BuildProgress } from "../contract.js";
 import { BuildError, CancelledError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
-import type { KubeClient } from "../kube/client.js";
+import type { KubeApi } from "../kube/api.js";
 import { retryTransient } from "../kube/retry.js";
-import { containerStarted, followLogs } from "../kube/logs.js";
-import { attachStdin } from "../kube/stdin.js";
-import { podsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
+import { containerStarted } from "../kube/logs.js";
+import { waitFor } from "../kube/watch.js";
 import { builderResultOf, type BuilderFailure } from "../pods/builder-status.js";
 import { selectorFromLabels } from "../pods/labels.js";
 import type { StatusOptions } from "../pods/status.js";
@@ -54,7 +53,7 @@ const UPLOAD_FAILURE_GRACE_MS = 10_000;
 /** Waits for, feeds and follows builder pods. */
 export class JobRunner {
   constructor(
-    private readonly deps: { client: KubeClient; config: ResolvedEngineConfig; jobs: BuilderJobs },
+    private readonly deps: { api: KubeApi; config: ResolvedEngineConfig; jobs: BuilderJobs },
   ) {}
 
   /**
@@ -82,7 +81,7 @@ export class JobRunner {
         uploadFailed = err;
         return setTimeout(() => stop.abort(), UPLOAD_FAILURE_GRACE_MS);
       });
-      for await (const line of followLogs(this.deps.client, { pod: podName, container: BUILDER_CONTAINER, signal: stop.signal })) {
+      for await (const line of this.deps.api.followLogs({ pod: podName, container: BUILDER_CONTAINER, signal: stop.signal })) {
         tail.push(line.text);
         if (tail.length > LOG_TAIL_LINES) tail.shift();
         yield `${line.text}\n`;
@@ -120,7 +119,7 @@ export class JobRunner {
       compression: this.deps.config.contextCompression,
       onProgress: (p: ContextProgress) => progress({ kind: "context", ...p }),
     });
-    return attachStdin(this.deps.client, { pod, container: BUILDER_CONTAINER, source: sent.stream, signal }).then(
+    return this.deps.api.attachStdin({ pod, container: BUILDER_CONTAINER, source: sent.stream, signal }).then(
       () => null,
       (err: unknown) => {
         sent.stream.destroy();
@@ -146,7 +145,7 @@ export class JobRunner {
     const jobName = job.metadata?.name ?? "";
     const matchLabels = job.spec?.selector?.matchLabels;
     const labelSelector = matchLabels && Object.keys(matchLabels).length > 0 ? selectorFromLabels(matchLabels) : `job-name=${jobName}`;
-    const watch = new ResourceWatch<V1Pod>(this.deps.client, podsCollection(this.deps.client.namespace), { labelSelector });
+    const watch = this.deps.api.pods.watch({ labelSelector });
     for (;;) {
       try {
         const outcome = await waitFor(
@@ -176,17 +175,11 @@ export class JobRunner {
    * long as the log follower would have tolerated the outage.
    */
   private async finalPod(name: string, jobName: string, signal: AbortSignal): Promise<V1Pod> {
-    try {
-      return await retryTransient(
-        () => this.deps.client.call("get", "pods", (o) => this.deps.client.core.readNamespacedPod({ name, namespace: this.deps.client.namespace }, o), { name, signal }),
-        { maxRetryTimeMs: FINAL_POD_OUTAGE_MS, signal },
-      );
-    } catch (err) {
-      if (err instanceof KubernetesApiError && err.statusCode === 404) {
-        throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, { reason: "deleted", cause: err });
-      }
-      throw err;
+    const pod = await retryTransient(() => this.deps.api.pods.get(name, { signal }), { maxRetryTimeMs: FINAL_POD_OUTAGE_MS, signal });
+    if (pod === null) {
+      throw new BuildError(`the builder pod ${name} of job ${jobName} was deleted before it reported a result`, { reason: "deleted" });
     }
+    return pod;
   }
 
   /** The digest the builder reported, or the BuildError of its failure. */

@@ -3,30 +3,21 @@
  * pod mounts it) and then owned by the Job, so the cluster deletes it with the Job — also after its TTL when
  * our client died. Deletes use their own deadline, never the caller's (possibly aborted) signal.
  */
-import { PatchStrategy, setHeaderOptions, type CoreV1Event, type V1Job, type V1Secret } from "@kubernetes/client-node";
+import type { V1Job, V1Secret } from "@kubernetes/client-node";
 import { BuildError, DeadlineExceededError, KubernetesApiError } from "../errors.js";
-import type { KubeClient } from "../kube/client.js";
-import { jobsCollection, ResourceWatch, waitFor } from "../kube/watch.js";
+import { isStatus, type KubeApi } from "../kube/api.js";
+import { waitFor } from "../kube/watch.js";
 
 export class BuilderJobs {
-  constructor(private readonly client: KubeClient) {}
+  constructor(private readonly api: KubeApi) {}
 
   /** Creates the Secret (if any) and the Job; on failure removes what it created. */
   async create(job: V1Job, secret: V1Secret | null, signal?: AbortSignal): Promise<V1Job> {
-    const namespace = this.client.namespace;
     const opts = signal ? { signal } : {};
-    if (secret) {
-      await this.client.call("create", "secrets", (o) => this.client.core.createNamespacedSecret({ namespace, body: secret }, o), {
-        name: secret.metadata?.name ?? "",
-        ...opts,
-      });
-    }
+    if (secret) await this.api.secrets.create(secret, opts);
     let created: V1Job;
     try {
-      created = await this.client.call("create", "jobs", (o) => this.client.batch.createNamespacedJob({ namespace, body: job }, o), {
-        name: job.metadata?.name ?? "",
-        ...opts,
-      });
+      created = await this.api.jobs.create(job, opts);
     } catch (err) {
       if (secret) await this.deleteSecret(secret.metadata?.name ?? "");
       throw err;
@@ -36,51 +27,27 @@ export class BuilderJobs {
   }
 
   /**
-   * Deletes the Job with its pod and owned Secret; 404 is fine, and so is 409 (the uid precondition failed: a
-   * Job of the same name is someone else's now). Never throws (cleanup must not mask errors).
+   * Deletes the Job with its pod and owned Secret; a Job already gone is fine, and so is 409 (the uid
+   * precondition failed: a Job of the same name is someone else's now). Never throws (cleanup must not mask
+   * errors).
    */
   async delete(job: V1Job): Promise<void> {
     const name = job.metadata?.name ?? "";
     const uid = job.metadata?.uid;
     try {
-      await this.client.call(
-        "delete",
-        "jobs",
-        (o) =>
-          this.client.batch.deleteNamespacedJob(
-            {
-              name,
-              namespace: this.client.namespace,
-              propagationPolicy: "Background",
-              gracePeriodSeconds: 0,
-              // With a body the API server reads the options from it, not from the query: repeat them (a Job's
-              // default propagation is Orphan, which would leave its pod behind).
-              body: { propagationPolicy: "Background", gracePeriodSeconds: 0, ...(uid ? { preconditions: { uid } } : {}) },
-            },
-            o,
-          ),
-        { name },
-      );
+      await this.api.jobs.deleteIfExists(name, {
+        propagationPolicy: "Background",
+        gracePeriodSeconds: 0,
+        ...(uid ? { preconditions: { uid } } : {}),
+      });
     } catch (err) {
-      if (!(err instanceof KubernetesApiError && (err.statusCode === 404 || err.statusCode === 409))) {
-        process.emitWarning(`kube-container-engine: could not delete builder job ${name}: ${String(err)}`);
-      }
+      if (!isStatus(err, 409)) process.emitWarning(`kube-container-engine: could not delete builder job ${name}: ${String(err)}`);
     }
   }
 
   /** The Job of this name as it is now; null when there is none. */
-  async read(name: string, signal?: AbortSignal): Promise<V1Job | null> {
-    try {
-      return await this.client.call(
-        "get",
-        "jobs",
-        (o) => this.client.batch.readNamespacedJob({ name, namespace: this.client.namespace }, o),
-        { name, ...(signal ? { signal } : {}) },
-      );
-    } catch (err) {
-      if (err instanceof KubernetesApiError && err.statusCode === 404) return null;
-      throw err;
-    }
+  read(name: string, signal?: AbortSignal): Promise<V1Job | null> {
+    return this.api.jobs.get(name, signal ? { signal } : {});
   }
 
   /** Whether this very Job (same uid) still exists and is not being deleted. */
@@ -91,7 +58,7 @@ export class BuilderJobs {
 
   /** Waits until no Job of this name exists (one being deleted); gives up quietly after `timeoutMs`. */
   async waitGone(name: string, signal: AbortSignal | undefined, timeoutMs = 30_000): Promise<void> {
-    const watch = new ResourceWatch<V1Job>(this.client, jobsCollection(this.client.namespace), { fieldSelector: `metadata.name=${name}` });
+    const watch = this.api.jobs.watch({ fieldSelector: `metadata.name=${name}` });
     try {
       await waitFor(watch, () => false, {
         name,
@@ -110,19 +77,9 @@ export class BuilderJobs {
    * says why: throw that as a BuildError. Otherwise return (the pod is merely slow to appear).
    */
   async throwIfCreateFailed(jobName: string): Promise<void> {
-    const events = await this.client.call(
-      "list",
-      "events",
-      (o) =>
-        this.client.core.listNamespacedEvent(
-          { namespace: this.client.namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${jobName}` },
-          o,
-        ),
-    );
-    const failed = events.items
-      .filter((e: CoreV1Event) => e.reason === "FailedCreate")
-      .sort((a, b) => String(a.lastTimestamp ?? "").localeCompare(String(b.lastTimestamp ?? "")))
-      .pop();
+    const events = await this.api.eventsFor(jobName, { kind: "Job" });
+    // Oldest first: the last one is the controller's latest word.
+    const failed = events.filter((e) => e.reason === "FailedCreate").pop();
     if (failed) {
       throw new BuildError(`the cluster refused to create the builder pod: ${failed.message ?? "FailedCreate"}`, {
         reason: "failed",
@@ -134,27 +91,23 @@ export class BuilderJobs {
     const ownerReferences = [
       { apiVersion: "batch/v1", kind: "Job", name: job.metadata?.name ?? "", uid: job.metadata?.uid ?? "", blockOwnerDeletion: false },
     ];
-    await this.client.call(
-      "patch",
-      "secrets",
-      (o) =>
-        this.client.core.patchNamespacedSecret(
-          { name, namespace: this.client.namespace, body: { metadata: { ownerReferences } } },
-          setHeaderOptions("Content-Type", PatchStrategy.MergePatch, o),
-        ),
-      { name },
-    );
+    const owned = await this.api.secrets.patch(name, { metadata: { ownerReferences } });
+    if (owned === null) {
+      // Deleted between its creation and now (by gc --all, or by hand): the builder pod cannot mount it.
+      throw new KubernetesApiError(`patch secrets "${name}": the Secret was deleted before its Job owned it`, {
+        verb: "patch",
+        resource: "secrets",
+        statusCode: 404,
+        reason: "NotFound",
+      });
+    }
   }
 
   private async deleteSecret(name: string): Promise<void> {
     try {
-      await this.client.call("delete", "secrets", (o) => this.client.core.deleteNamespacedSecret({ name, namespace: this.client.namespace }, o), {
-        name,
-      });
+      await this.api.secrets.deleteIfExists(name);
     } catch (err) {
-      if (!(err instanceof KubernetesApiError && err.statusCode === 404)) {
-        process.emitWarning(`kube-container-engine: could not delete secret ${name}: ${String(err)}`);
-      }
+      process.emitWarning(`kube-container-engine: could not delete secret ${name}: ${String(err)}`);
     }
   }
 }

@@ -124,7 +124,7 @@ async function* copy(
   const plan = planBuilderJob({
     config: deps.config,
     registry: input.registry,
-    namespace: deps.client.namespace,
+    namespace: deps.api.namespace,
     jobName,
     secretName: `${jobName}-registry`,
     target: input.target,

@@ -1,16 +1,25 @@
-// A fake cluster behind the engine's one Kubernetes seam (src/kube/api.ts): pods and Jobs in memory, the
-// watch (relist first, then events), the log follower, and failure injection — so the code that calls the
-// cluster gets unit tests of its decisions (which objects, in which order, what on 404/409/410/timeouts).
-import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+// A fake cluster behind the engine's one Kubernetes seam (src/kube/api.ts): pods, Jobs, Secrets and
+// ConfigMaps in memory, the watch (relist first, then events), the log follower, stdin and exec, and failure
+// injection — so the code that calls the cluster gets unit tests of its decisions (which objects, in which
+// order, what on 404/409/410/timeouts).
+import type { CoreV1Event, V1ConfigMap, V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
 import { CancelledError, ContainerNotFoundError, KubernetesApiError } from "../../src/errors.js";
-import type { DeleteOptions, KubeApi, ResourceVerbs } from "../../src/kube/api.js";
+import type { DeleteOptions, KubeApi, ResourceVerbs, WriteListVerbs } from "../../src/kube/api.js";
 import { compareTimestamps } from "../../src/kube/lines.js";
 import type { FollowLogsOptions, LogLine, LogTarget } from "../../src/kube/logs.js";
 import type { PortForward, PortForwardOptions } from "../../src/kube/port-forward.js";
+import type { AttachOptions, ExecOptions, ExecResult, StdinResult } from "../../src/kube/stdin.js";
 import type { KubeObject, Watchable, WatchEvent } from "../../src/kube/watch.js";
 
-type Kind = "pods" | "jobs";
-type Obj = V1Pod | V1Job;
+type Kind = "pods" | "jobs" | "secrets" | "configmaps";
+type Obj = V1Pod | V1Job | V1Secret | V1ConfigMap;
+
+/** What one attach delivered to a container's stdin. */
+export interface StdinDelivery {
+  pod: string;
+  container: string;
+  bytes: Buffer;
+}
 
 /** An API error as the real client maps it. */
 export function apiError(verb: string, resource: string, statusCode: number, reason: string): KubernetesApiError {
@@ -42,16 +51,33 @@ interface LogState {
 
 type Listener = (event: WatchEvent<Obj>) => void;
 
+interface KindObject {
+  pods: V1Pod;
+  jobs: V1Job;
+  secrets: V1Secret;
+  configmaps: V1ConfigMap;
+}
+
 export class FakeCluster implements KubeApi {
   readonly namespace = "fake-ns";
   /** Every call, as "verb resource/name" (tests assert order and absence). */
   readonly calls: string[] = [];
   readonly pods: ResourceVerbs<V1Pod>;
   readonly jobs: ResourceVerbs<V1Job>;
+  readonly secrets: WriteListVerbs<V1Secret>;
+  readonly configMaps: WriteListVerbs<V1ConfigMap>;
   events: CoreV1Event[] = [];
   endpoints: string[] | null = ["192.0.2.2:6443"];
-  private readonly store: Record<Kind, Map<string, Obj>> = { pods: new Map(), jobs: new Map() };
-  private readonly listeners: Record<Kind, Set<Listener>> = { pods: new Set(), jobs: new Set() };
+  /** ConfigMaps of other namespaces (read by `configMapIn`), by "namespace/name". */
+  readonly configMapsElsewhere = new Map<string, V1ConfigMap>();
+  /** Everything each attach delivered to a container's stdin, in order. */
+  readonly stdin: StdinDelivery[] = [];
+  /** Called once an attach delivered all of its source (tests play the builder that read it). */
+  onStdinClosed: ((delivery: StdinDelivery) => void) | null = null;
+  /** What an exec returns (default: exit 0, no output); called after its stdin was read. */
+  onExec: ((options: Omit<ExecOptions, "namespace">, stdin: Buffer) => Partial<ExecResult>) | null = null;
+  private readonly store: Record<Kind, Map<string, Obj>> = { pods: new Map(), jobs: new Map(), secrets: new Map(), configmaps: new Map() };
+  private readonly listeners: Record<Kind, Set<Listener>> = { pods: new Set(), jobs: new Set(), secrets: new Set(), configmaps: new Set() };
   private readonly logs = new Map<string, LogState>();
   private readonly failures: Array<{ verb: string; resource: string; error: Error; times: number }> = [];
   private rv = 1;
@@ -67,6 +93,19 @@ export class FakeCluster implements KubeApi {
   constructor() {
     this.pods = this.verbs<V1Pod>("pods");
     this.jobs = this.verbs<V1Job>("jobs");
+    this.secrets = this.verbs<V1Secret>("secrets");
+    this.configMaps = this.verbs<V1ConfigMap>("configmaps");
+  }
+
+  /** The stored object of that kind and name (a copy), or undefined; makes no call. */
+  peek<K extends Kind>(kind: K, name: string): KindObject[K] | undefined {
+    const found = this.store[kind].get(name) as KindObject[K] | undefined;
+    return found ? structuredClone(found) : undefined;
+  }
+
+  /** The names stored of one kind, in creation order; makes no call. */
+  names(kind: Kind): string[] {
+    return [...this.store[kind].keys()];
   }
 
   /** The next `times` calls of `verb` on `resource` throw `error`. */
@@ -134,13 +173,23 @@ export class FakeCluster implements KubeApi {
         this.calls.push(`delete ${kind}/${name}`);
         this.maybeFail("delete", kind);
         this.deleteOptions.set(`${kind}/${name}`, options);
+        const found = store.get(name);
+        const wanted = options?.preconditions;
+        if (found && wanted) {
+          const differs = (wanted.uid !== undefined && wanted.uid !== found.metadata?.uid) ||
+            (wanted.resourceVersion !== undefined && wanted.resourceVersion !== found.metadata?.resourceVersion);
+          if (differs) throw apiError("delete", kind, 409, "Conflict");
+        }
         return this.remove(kind, name);
       },
       watch: (selector) => this.watchOf(kind, selector) as unknown as Watchable<T>,
     };
   }
 
-  /** Deletes an object (as the API server would, now); a Job takes its pods with it. */
+  /**
+   * Deletes an object (as the API server would, now); a Job takes its pods with it, and any object takes
+   * what it owns (ownerReferences by uid), as the garbage collector would.
+   */
   remove(kind: Kind, name: string): boolean {
     const obj = this.store[kind].get(name);
     if (!obj) return false;
@@ -150,6 +199,14 @@ export class FakeCluster implements KubeApi {
       for (const pod of [...this.store.pods.values()]) {
         const labels = pod.metadata?.labels ?? {};
         if (labels["batch.kubernetes.io/job-name"] === name || labels["kube-container-engine/build"] === name) this.remove("pods", pod.metadata?.name ?? "");
+      }
+    }
+    const uid = obj.metadata?.uid;
+    for (const dependentKind of Object.keys(this.store) as Kind[]) {
+      for (const dependent of [...this.store[dependentKind].values()]) {
+        if (uid !== undefined && (dependent.metadata?.ownerReferences ?? []).some((o) => o.uid === uid)) {
+          this.remove(dependentKind, dependent.metadata?.name ?? "");
+        }
       }
     }
     if (kind === "pods") this.endLog(name);
@@ -285,9 +342,49 @@ export class FakeCluster implements KubeApi {
     return forward;
   }
 
-  async eventsFor(objectName: string): Promise<CoreV1Event[]> {
+  async eventsFor(objectName: string, options?: { kind?: string }): Promise<CoreV1Event[]> {
     this.calls.push(`list events/${objectName}`);
-    return this.events.filter((e) => e.involvedObject?.name === objectName);
+    this.maybeFail("list", "events");
+    return this.events.filter((e) => e.involvedObject?.name === objectName && (options?.kind === undefined || e.involvedObject?.kind === options.kind));
+  }
+
+  async configMapIn(namespace: string, name: string): Promise<V1ConfigMap | null> {
+    this.calls.push(`get configmaps/${namespace}/${name}`);
+    this.maybeFail("get", "configmaps");
+    const found = this.configMapsElsewhere.get(`${namespace}/${name}`);
+    return found ? structuredClone(found) : null;
+  }
+
+  /** Reads the whole source as the container would; a deleted pod or an abort ends it as the real attach does. */
+  private async readStdin(pod: string, source: AsyncIterable<Uint8Array>, signal?: AbortSignal, onProgress?: (n: number) => void): Promise<Buffer> {
+    if (!this.store.pods.has(pod)) throw apiError("create", "pods/attach", 404, "NotFound");
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of source) {
+      if (signal?.aborted) throw new CancelledError("attach cancelled");
+      chunks.push(Buffer.from(chunk));
+      size += chunk.byteLength;
+      onProgress?.(size);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async attachStdin(options: Omit<AttachOptions, "namespace">): Promise<StdinResult> {
+    this.calls.push(`attach pods/${options.pod}`);
+    this.maybeFail("attach", "pods");
+    const bytes = await this.readStdin(options.pod, options.source as AsyncIterable<Uint8Array>, options.signal, options.onProgress);
+    const delivery = { pod: options.pod, container: options.container, bytes };
+    this.stdin.push(delivery);
+    this.onStdinClosed?.(delivery);
+    return { bytesSent: bytes.length, protocol: "v5.channel.k8s.io" };
+  }
+
+  async execInPod(options: Omit<ExecOptions, "namespace">): Promise<ExecResult> {
+    this.calls.push(`exec pods/${options.pod}`);
+    this.maybeFail("exec", "pods");
+    const bytes = options.source ? await this.readStdin(options.pod, options.source as AsyncIterable<Uint8Array>, options.signal) : Buffer.alloc(0);
+    const result = this.onExec?.(options, bytes) ?? {};
+    return { exitCode: 0, status: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), bytesSent: bytes.length, protocol: "v5.channel.k8s.io", ...result };
   }
 
   /** Secret name → `.dockerconfigjson` text. */
@@ -295,7 +392,8 @@ export class FakeCluster implements KubeApi {
 
   async dockerConfigOfSecret(name: string): Promise<string | null> {
     this.calls.push(`list secrets/${name}`);
-    return this.dockerConfigs.get(name) ?? null;
+    const stored = (this.store.secrets.get(name) as V1Secret | undefined)?.data?.[".dockerconfigjson"];
+    return this.dockerConfigs.get(name) ?? (stored === undefined ? null : Buffer.from(stored, "base64").toString("utf8"));
   }
 
   async apiServerEndpoints(): Promise<string[] | null> {

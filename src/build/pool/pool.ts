@@ -31,7 +31,7 @@ import {
 
 export interface PoolDeps {
   api: KubeApi;
-  /** Runs a command in a pod (execInPod over the engine's client; a fake in tests). */
+  /** Runs a command in a pod (the seam's execInPod; a fake in tests). */
   exec: (options: ExecOptions) => Promise<ExecResult>;
   /** Everything a daemon pod needs except its slot and creation time. */
   daemon: Omit<DaemonPodInput, "slot" | "createdAt">;
