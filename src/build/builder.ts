@@ -8,12 +8,11 @@
  */
 import { randomBytes } from "node:crypto";
 import type { V1Job } from "@kubernetes/client-node";
-import type { ResolvedEngineConfig, ResolvedRegistry } from "../config.js";
+import type { ResolvedRegistry } from "../config.js";
 import type { BuildOptions, BuildProgress } from "../contract.js";
 import { BuildError, ContainerEngineError, InvalidInputError } from "../errors.js";
 import { isStatus } from "../kube/api.js";
 import { jobStateOf } from "../pods/builder-status.js";
-import type { RegistryClient } from "../registry/client.js";
 import { unknownBuildOptions, validateBuildOptions, type ValidatedBuildOptions } from "./build-options.js";
 import { BuildkitModes } from "./buildkit-probe.js";
 import type { BuilderDeps } from "./deps.js";
