@@ -44,6 +44,11 @@ export function keepAlive(ws: WebSocket, options: KeepAliveOptions, onDead: (sil
   return stop;
 }
 
+/** Size of a reused frame buffer (a stdin message of 128 KiB and its channel byte fit). */
+const FRAME_BUFFER_BYTES = 128 * 1024 + 1;
+/** Reused frame buffers kept at most (the default 4 MiB in flight is 32 of them). */
+const MAX_SPARE_BUFFERS = 64;
+
 /** Options of {@link ChannelSession}. */
 export interface SessionOptions extends KeepAliveOptions {
   /** What the session is, for messages: `exec in pod "x"`. */
@@ -74,6 +79,8 @@ export class ChannelSession {
   private failure: Error | null = null;
   private closeRequested = false;
   private waiters: (() => void)[] = [];
+  /** Frame buffers the socket has written, for the next messages. */
+  private readonly spare: Buffer[] = [];
   private readonly limit: number;
   private readonly stopKeepAlive: () => void;
   private readonly detachAbort: () => void;
@@ -126,10 +133,32 @@ export class ChannelSession {
 
   /** Queues one message; throws once the session failed or closed. */
   send(message: Buffer): void {
+    this.sendMessage(message, () => undefined);
+  }
+
+  /**
+   * Queues `data` as one message on `channel`, copied behind the channel byte into a buffer that is reused
+   * once the socket wrote it. A new buffer per message was most of an upload's garbage, and V8 frees such
+   * external memory only after it grew by tens of MiB (≈ 90 MiB more RSS for 300 MiB on Node 24).
+   */
+  sendOnChannel(channel: number, data: Uint8Array): void {
+    const size = data.length + 1;
+    let buffer = this.spare.pop();
+    if (buffer === undefined || buffer.length < size) buffer = Buffer.allocUnsafe(Math.max(size, FRAME_BUFFER_BYTES));
+    buffer[0] = channel;
+    buffer.set(data, 1);
+    const reusable = buffer;
+    this.sendMessage(buffer.subarray(0, size), (written) => {
+      if (written && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(reusable);
+    });
+  }
+
+  private sendMessage(message: Buffer, done: (written: boolean) => void): void {
     this.assertUsable();
     this.inFlight += message.length;
     this.ws.send(message, { binary: true }, (err) => {
       this.inFlight -= message.length;
+      done(!err);
       if (err) this.fail(this.apiError(`${this.options.description}: send failed: ${err.message}`, err));
       this.wake();
     });

@@ -5,7 +5,7 @@
  * stdin means closing the session (for exec the exit status is then lost: `exitCode` null).
  */
 import type { Readable } from "node:stream";
-import { closeFrame, encodeFrame, parseExecStatus, PROTOCOL_V4, PROTOCOL_V5, STATUS, STDERR, STDIN, STDOUT, supportsHalfClose, type ExecStatus, type Frame } from "./channel.js";
+import { closeFrame, parseExecStatus, PROTOCOL_V4, PROTOCOL_V5, STATUS, STDERR, STDIN, STDOUT, supportsHalfClose, type ExecStatus, type Frame } from "./channel.js";
 import { KubernetesApiError } from "../errors.js";
 import type { KubeClient } from "./client.js";
 import { ChannelSession, type KeepAliveOptions } from "./session.js";
@@ -104,7 +104,7 @@ async function pump(
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let off = 0; off < buf.length; off += MAX_FRAME) {
       const piece = buf.subarray(off, Math.min(buf.length, off + MAX_FRAME));
-      session.send(encodeFrame(STDIN, piece));
+      session.sendOnChannel(STDIN, piece);
       sent += piece.length;
       progress.sent = sent;
       await session.belowHighWater();
