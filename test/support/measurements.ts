@@ -3,7 +3,7 @@
 // (withinBound), with slack for a loaded 2-core machine.
 import { appendFileSync, mkdirSync } from "node:fs";
 import { expect } from "vitest";
-import { getCurrentTest } from "vitest/suite";
+import { TestRunner } from "vitest";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -36,7 +36,7 @@ export function allowedMs(boundMs: number): number {
 export function withinBound(name: string, ms: number, boundMs: number, extra: Record<string, number | string> = {}): void {
   recordMeasurement(name, { ms, boundMs, ...extra });
   const allowed = allowedMs(boundMs);
-  const timeout = getCurrentTest()?.timeout;
+  const timeout = TestRunner.getCurrentTest()?.timeout;
   if (timeout !== undefined && timeout > 0 && allowed >= timeout) {
     throw new Error(`${name}: the bound ${boundMs} ms × slack ${TIME_SLACK} = ${allowed} ms is not below the test's timeout (${timeout} ms): it could never fail`);
   }
