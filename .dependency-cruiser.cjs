@@ -1,6 +1,6 @@
 /**
  * The import direction of src/ (README "Architecture"), checked in CI by `npm run lint:deps`:
- *   leaves (contract, errors, image, config) ← kube/ ← pods/ ← registry/ ← build/ ← container, cleanup ← engine
+ *   leaves (contract, errors, image, config) ← kube/ ← pods/ ← registry/ ← imaging/ ← container, cleanup ← engine
  *   ← index ← cli/, rpc/, service/
  * Each rule forbids an import against that direction (an "upward" import), plus cycles.
  */
@@ -23,25 +23,25 @@ module.exports = {
       severity: "error",
       comment: "kube/ is the I/O layer: it knows no pods/ policy, no builds, no registry, no engine",
       from: { path: "^src/kube/" },
-      to: { path: ["^src/(pods|build|registry|service|cli|rpc)/", ENGINE] },
+      to: { path: ["^src/(pods|imaging|registry|service|cli|rpc)/", ENGINE] },
     },
     {
       name: "pods-below-builds",
       severity: "error",
       from: { path: "^src/pods/" },
-      to: { path: ["^src/(build|registry|service|cli|rpc)/", ENGINE] },
+      to: { path: ["^src/(imaging|registry|service|cli|rpc)/", ENGINE] },
     },
     {
       name: "registry-below-builds",
       severity: "error",
       from: { path: "^src/registry/" },
-      to: { path: ["^src/(build|pods|service|cli|rpc)/", ENGINE] },
+      to: { path: ["^src/(imaging|pods|service|cli|rpc)/", ENGINE] },
     },
     {
       name: "builds-do-not-call-up",
       severity: "error",
-      comment: "build/ gets what it needs (the registry, the cluster seam) passed in; it never reaches back into the engine",
-      from: { path: "^src/build/" },
+      comment: "imaging/ gets what it needs (the registry, the cluster seam) passed in; it never reaches back into the engine",
+      from: { path: "^src/imaging/" },
       to: { path: [APPS, ENGINE] },
     },
     {

@@ -6,8 +6,8 @@
  *   node upload-child.js <namespace> <pod> <dir> <command as JSON array>
  */
 import { KubeConfig } from "@kubernetes/client-node";
-import { createBuildContext } from "../src/build/context.js";
-import { parseContextCompression } from "../src/build/context-compression.js";
+import { createBuildContext } from "../src/imaging/context.js";
+import { parseContextCompression } from "../src/imaging/context-compression.js";
 import { KubeClient } from "../src/kube/client.js";
 import { execInPod } from "../src/kube/stdin.js";
 import { memoryOf } from "./lib.js";

@@ -2,7 +2,7 @@
  * Engine options: what a user may set, the defaults, and validation. Pure: the environment is passed in.
  */
 import { randomBytes } from "node:crypto";
-import type { KubeConfig, V1Toleration } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { InvalidInputError } from "./errors.js";
 
 /** `buildkit-pool`: builds go to long-running rootless BuildKit daemons (see {@link PoolOptions}), no pod per build. */
@@ -90,8 +90,25 @@ export interface EngineTimeouts {
   apiRequestMs?: number;
 }
 
+/**
+ * A toleration of the pods the engine creates, as in a pod spec (`kubectl explain pod.spec.tolerations`). Our
+ * own type so that the public API does not depend on client-node's generated models.
+ */
+export interface Toleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  /** Only with effect NoExecute: how long the pod stays bound after the taint appears. */
+  tolerationSeconds?: number;
+}
+
 export interface KubernetesEngineOptions {
-  /** Default: KUBECONFIG / ~/.kube/config / in-cluster. */
+  /**
+   * Default: KUBECONFIG / ~/.kube/config / in-cluster. Deliberately client-node's `KubeConfig` (the one
+   * client-node type in the API): callers that already talk to the cluster with client-node pass theirs, with
+   * its credentials plugins and in-cluster loading, instead of a copy of it in another shape.
+   */
   kubeConfig?: KubeConfig;
   /** Default: $KCE_NAMESPACE, else the current context's namespace, else "default". */
   namespace?: string;
@@ -135,7 +152,7 @@ export interface KubernetesEngineOptions {
   labels?: Record<string, string>;
   serviceAccountName?: string;
   nodeSelector?: Record<string, string>;
-  tolerations?: V1Toleration[];
+  tolerations?: Toleration[];
   /** Resources of builder pods. */
   builderResources?: { cpu?: string; memory?: string };
   /** Where warnings and progress go (not build output). Default: stderr. */
@@ -190,7 +207,7 @@ export interface ResolvedEngineConfig {
   labels: Record<string, string>;
   serviceAccountName: string | null;
   nodeSelector: Record<string, string>;
-  tolerations: V1Toleration[];
+  tolerations: Toleration[];
   builderResources: { cpu?: string; memory?: string };
 }
 

@@ -47,7 +47,11 @@ export interface StartContainer extends Omit<PodContainerInit, "pod"> {
   signal?: AbortSignal;
 }
 
-/** The contract's Container, backed by one pod. */
+/**
+ * The contract's Container, backed by one pod. Exported for `instanceof` and its type: containers come from
+ * `engine.run()` and `engine.containers()`; the constructor and `start()` take the engine's internal cluster
+ * seam and client-node pod objects, and are not part of the supported API.
+ */
 export class PodContainer implements Container {
   /**
    * Creates the pod and resolves once its container started (its ports forwarded) or once the cluster gave

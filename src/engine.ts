@@ -1,11 +1,11 @@
 /**
  * KubernetesEngine: wires configuration, the Kubernetes client, the registry client, the builder and the pod
- * container together. No spec or status logic lives here (see pods/ and build/).
+ * container together. No spec or status logic lives here (see pods/ and imaging/).
  */
 import { randomBytes } from "node:crypto";
 import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { Builder, type BuildStream } from "./build/builder.js";
-import { isBuildArtifact } from "./build/plan.js";
+import { Builder, type BuildStream } from "./imaging/builder.js";
+import { isBuildArtifact } from "./imaging/plan.js";
 import {
   resolveEngineConfig,
   resolveRegistry,
@@ -273,4 +273,4 @@ function contextNamespace(kubeConfig: KubeConfig): string | null {
   return kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? null;
 }
 
-export type { ResolvedRegistry, V1Pod };
+export type { ResolvedRegistry };

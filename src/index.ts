@@ -40,9 +40,10 @@ export type {
   PoolOptions,
   BuildkitMode,
   ResolvedRegistry,
+  Toleration,
 } from "./config.js";
 export { DEFAULT_BUILDER_IMAGES, DEFAULT_TIMEOUTS } from "./config.js";
-export type { BuildResult, BuildStream } from "./build/builder.js";
+export type { BuildResult, BuildStream } from "./imaging/builder.js";
 export type { ContextCompression } from "./config.js";
 export { parseContextCompression } from "./config.js";
 export { publishFlagsToPorts } from "./pods/ports.js";

@@ -3,7 +3,7 @@
 // cache; two identical builds started at once share one builder pod; BuildKit `auto` refuses a root image.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BuildResult } from "../../../src/build/builder.js";
+import type { BuildResult } from "../../../src/imaging/builder.js";
 import { InvalidInputError, type KubernetesEngine } from "../../../src/index.js";
 import { withinBound } from "../../support/measurements.js";
 import { baseImage, collect, leftovers, type EngineNamespace } from "../engine/helpers.js";

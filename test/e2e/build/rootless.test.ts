@@ -1,7 +1,7 @@
 // Rootless BuildKit on the real cluster: with the local cluster's rootless image (KCE_BUILDKIT_ROOTLESS_IMAGE,
 // user 1000, rootlesskit, newuidmap/newgidmap with file capabilities) and buildkitMode "auto", the engine picks
 // rootless and says why, the build succeeds, the image runs, and the builder pod is neither privileged nor root
-// nor given any added capability (no CAP_SYS_ADMIN: see src/build/buildkit.ts).
+// nor given any added capability (no CAP_SYS_ADMIN: see src/imaging/buildkit.ts).
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createBuildContext, type BuildContext, type OpenOptions } from "../../../src/build/context.js";
-import { AUTO_COMPRESSION, linkIsSlow, nextAutoPhase, parseContextCompression } from "../../../src/build/context-compression.js";
+import { createBuildContext, type BuildContext, type OpenOptions } from "../../../src/imaging/context.js";
+import { AUTO_COMPRESSION, linkIsSlow, nextAutoPhase, parseContextCompression } from "../../../src/imaging/context-compression.js";
 import { InvalidInputError } from "../../../src/errors.js";
 
 const MiB = 1024 * 1024;

@@ -2,7 +2,7 @@
 // what it reports, and the typed errors of a reference it cannot push.
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Builder } from "../../../src/build/builder.js";
+import { Builder } from "../../../src/imaging/builder.js";
 import { resolveEngineConfig, resolveRegistry, type KubernetesEngineOptions } from "../../../src/config.js";
 import { CancelledError, ImageLoadError, InvalidInputError } from "../../../src/errors.js";
 import { RegistryClient } from "../../../src/registry/client.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseBuilderDigest, summarizeBuilderFailure } from "../../../src/build/builder-output.js";
+import { parseBuilderDigest, summarizeBuilderFailure } from "../../../src/imaging/builder-output.js";
 
 const DIGEST = `sha256:${"ab12".repeat(16)}`;
 

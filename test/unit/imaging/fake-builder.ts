@@ -4,7 +4,7 @@
  * pushes to a fake registry), prints its lines and exits, writing the digest to its termination log.
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
-import { BUILDER_CONTAINER } from "../../../src/build/builder-spec.js";
+import { BUILDER_CONTAINER } from "../../../src/imaging/builder-spec.js";
 import { type FakeCluster, jobPod } from "../../support/fake-cluster.js";
 
 export interface BuilderScript {

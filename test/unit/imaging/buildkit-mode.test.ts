@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chooseBuildkitMode, rootlessEvidence } from "../../../src/build/buildkit-mode.js";
+import { chooseBuildkitMode, rootlessEvidence } from "../../../src/imaging/buildkit-mode.js";
 import { InvalidInputError } from "../../../src/errors.js";
 
 const rootImage = { image: "10.0.0.5:5000/kce/buildkit:v0.32.2", user: "" };

@@ -5,9 +5,9 @@ import {
   BUILDER_CONTAINER,
   registryCredentialsSecret,
   type BuilderJobInput,
-} from "../../../src/build/builder-spec.js";
-import { kanikoArgs, kanikoIgnoredOptions, kanikoJob } from "../../../src/build/kaniko.js";
-import { BUILDKIT_SCRIPT, buildctlArgs, buildkitJob, buildkitdConfig } from "../../../src/build/buildkit.js";
+} from "../../../src/imaging/builder-spec.js";
+import { kanikoArgs, kanikoIgnoredOptions, kanikoJob } from "../../../src/imaging/kaniko.js";
+import { BUILDKIT_SCRIPT, buildctlArgs, buildkitJob, buildkitdConfig } from "../../../src/imaging/buildkit.js";
 
 const SENTINEL = "s3ntinel-PASSWORD";
 

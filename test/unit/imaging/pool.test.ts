@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { createBuildContext, type BuildContext } from "../../../src/build/context.js";
-import { BuildkitPool, digestOf, leaseOf, type PoolBuild } from "../../../src/build/pool/pool.js";
-import { slotOrder } from "../../../src/build/pool/routing.js";
+import { createBuildContext, type BuildContext } from "../../../src/imaging/context.js";
+import { BuildkitPool, digestOf, leaseOf, type PoolBuild } from "../../../src/imaging/pool/pool.js";
+import { slotOrder } from "../../../src/imaging/pool/routing.js";
 import {
   ANNOTATION_LEASE,
   BUILD_SCRIPT,
@@ -17,7 +17,7 @@ import {
   EXIT_DAEMON_STOPPING,
   poolBuildkitdConfig,
   type DaemonPodInput,
-} from "../../../src/build/pool/spec.js";
+} from "../../../src/imaging/pool/spec.js";
 import { BuildError } from "../../../src/errors.js";
 import type { ExecOptions, ExecResult } from "../../../src/kube/stdin.js";
 import { FakeCluster } from "../../support/fake-cluster.js";

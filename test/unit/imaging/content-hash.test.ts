@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   buildContentHash, contentJobName, contentTag, isContentTag, randomJobName, repositorySlug, type BuildIdentity,
-} from "../../../src/build/content-hash.js";
+} from "../../../src/imaging/content-hash.js";
 
 const identity: BuildIdentity = {
   contextSha256: `sha256:${"a".repeat(64)}`,

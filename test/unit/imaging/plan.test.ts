@@ -1,10 +1,10 @@
 import type { V1Job } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { describePushFailure } from "../../../src/build/push.js";
+import { describePushFailure } from "../../../src/imaging/push.js";
 import {
   ANNOTATION_CONTENT_HASH, cacheFromRefs, imageTarget, insecureRegistries, isBuildArtifact, layerCacheRepository, planBuilderJob,
   type JobPlanInput,
-} from "../../../src/build/plan.js";
+} from "../../../src/imaging/plan.js";
 import { resolveEngineConfig, resolveRegistry, type KubernetesEngineOptions } from "../../../src/config.js";
 import { parseImageReference } from "../../../src/image.js";
 

@@ -1,4 +1,4 @@
-/** What builds and pushes are given (never the engine itself: build/ does not call back up). */
+/** What builds and pushes are given (never the engine itself: imaging/ does not call back up). */
 import type { ResolvedEngineConfig } from "../config.js";
 import type { KubeApi } from "../kube/api.js";
 import type { RegistryAccess } from "../registry/access.js";

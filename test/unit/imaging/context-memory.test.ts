@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setImmediate as tick } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBuildContext } from "../../../src/build/context.js";
+import { createBuildContext } from "../../../src/imaging/context.js";
 
 const MiB = 1024 * 1024;
 const FILES = 50;

@@ -10,7 +10,7 @@ import {
   validateLabels,
   validatePlatform,
   validateTag,
-} from "../../../src/build/build-options.js";
+} from "../../../src/imaging/build-options.js";
 
 describe("validateBuildOptions", () => {
   it("normalizes a repository-Dockerfile build", () => {

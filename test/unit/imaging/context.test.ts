@@ -8,9 +8,9 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { extract, pack, type Header } from "tar-stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../../src/errors.js";
-import { computeContextDigest, createBuildContext, type BuildContext } from "../../../src/build/context.js";
-import { listDirectory } from "../../../src/build/context-dir.js";
-import { tarBlocks, tarSize } from "../../../src/build/tar-format.js";
+import { computeContextDigest, createBuildContext, type BuildContext } from "../../../src/imaging/context.js";
+import { listDirectory } from "../../../src/imaging/context-dir.js";
+import { tarBlocks, tarSize } from "../../../src/imaging/tar-format.js";
 
 let dir: string;
 beforeEach(async () => {
