@@ -30,12 +30,19 @@ export interface PoolOptions {
 
 /** The pool's settings, resolved. */
 export interface ResolvedPool {
+  /** The pool's name (several pools may share a namespace): a DNS label fragment. */
   name: string;
+  /** Daemons at most (slots). */
   maxDaemons: number;
+  /** A daemon without a build for this long stops (scale to zero), s. */
   idleSeconds: number;
+  /** A daemon is replaced at the latest after this long (its pod's activeDeadlineSeconds), s. */
   lifetimeSeconds: number;
+  /** On SIGTERM, builds in progress get this long to finish, s. */
   drainSeconds: number;
+  /** The daemon's memory limit (and request), e.g. "2Gi". */
   memory: string;
+  /** Size of the cache volume, bytes; GC keeps the cache at 80 % of it. */
   cacheBytes: number;
   /** Null: the engine's namespace. */
   tenant: string | null;

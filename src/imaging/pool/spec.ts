@@ -7,6 +7,7 @@
  * emptyDir of a fixed size with an explicit GC policy below that size, so the disk cannot wedge the daemon.
  */
 import type { V1Pod, V1Toleration } from "@kubernetes/client-node";
+import type { ResolvedPool } from "../../config.js";
 import { InvalidInputError } from "../../errors.js";
 import { engineAnnotations, engineLabels } from "../../pods/labels.js";
 
@@ -26,23 +27,10 @@ export const ANNOTATION_LEASE = "kube-container-engine/lease";
 /** Exit status of a build sent to a daemon that is stopping (the engine sends it elsewhere). */
 export const EXIT_DAEMON_STOPPING = 75;
 
-export interface PoolSettings {
-  /** The pool's name (several pools may share a namespace): a DNS label fragment. */
-  name: string;
+/** What a daemon pod is made from: the pool's resolved settings (see config.ts) and its image. */
+export interface PoolSettings extends Omit<ResolvedPool, "tenant"> {
   /** The rootless BuildKit image (runs as uid 1000 with rootlesskit). */
   image: string;
-  /** Daemons at most (slots). */
-  maxDaemons: number;
-  /** A daemon without a build for this long stops (scale to zero), s. */
-  idleSeconds: number;
-  /** A daemon is replaced at the latest after this long (its pod's activeDeadlineSeconds), s. */
-  lifetimeSeconds: number;
-  /** On SIGTERM, builds in progress get this long to finish, s. */
-  drainSeconds: number;
-  /** The daemon's memory limit (and request), e.g. "2Gi". */
-  memory: string;
-  /** Size of the cache volume, bytes; GC keeps the cache at 80 % of it. */
-  cacheBytes: number;
 }
 
 export interface DaemonPodInput extends PoolSettings {
