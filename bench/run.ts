@@ -145,6 +145,8 @@ async function main(): Promise<void> {
     log,
     facts: {},
   };
+  // Read at the start: the tree that was compiled and measured (commits made during a long run are not it).
+  const versionsAtStart = await versions();
   const loadBefore = await machineLoad();
   log(`namespace ${namespace}; load ${loadBefore.loadavg}, ${loadBefore.pods} pods in the cluster; ${opts.reps} repetition(s)`);
   const rows: Row[] = [];
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
     seconds: Math.round((Date.now() - started.getTime()) / 1000),
     options: { quick: opts.quick, reps: opts.reps, only: [...opts.only] },
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "?", memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
-    versions: await versions(),
+    versions: versionsAtStart,
     load: { before: loadBefore, after: loadAfter, perSuite: loads },
     rows,
     errors,
