@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { GitServer } from "../test/e2e/support/git-server.js";
 import { deployService, gitSpec, jobsOf, readStream, serviceImage, undeployService, type Deployed, type ReceivedEvent } from "../test/e2e/service/helpers.js";
 import type { Bench } from "./context.js";
-import { check, kubectl, memoryOf, REPO, run, sleep, stats, suffix } from "./lib.js";
+import { check, memoryOf, REPO, run, sleep, stats, suffix } from "./lib.js";
 import { compare, type Row } from "./report.js";
 
 const R2D_VERSION = "2026.4.0";
@@ -65,33 +65,24 @@ async function peakRunnerRss(done: Promise<unknown>): Promise<number> {
   let peak = 0;
   let finished = false;
   void done.finally(() => (finished = true));
+  // A runner that builds has the repo2docker CLI below it; a warm spare waiting for a build (same module) has
+  // not. Decided from /proc alone: a kubectl call per sample cost ≈ 0.1 s of CPU each and slowed only this
+  // variant (the CLI's sampler below reads /proc too).
+  const runsRepo2docker = (pid: number): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0--engine\0kubernetes\0");
+    } catch {
+      return false;
+    }
+  };
+  const tree = async (pid: number): Promise<number[]> => {
+    const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
+    return [pid, ...(await Promise.all(children.map(tree))).flat()];
+  };
   while (!finished) {
-    // Warm spares waiting for a build run the same module: count only runners that build (a claimed spare
-    // has role runner; a pod of the Job's own has no POD_NAME).
-    const building = new Set(
-      (await kubectl(["get", "pods", "-n", "kce", "-l", "kube-container-engine/role=runner", "-o", "jsonpath={.items[*].metadata.name}"])).stdout.split(/\s+/),
-    );
-    const podOf = (pid: number): string | null => {
-      try {
-        const env = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
-        return env.find((e) => e.startsWith("POD_NAME="))?.slice("POD_NAME=".length) ?? null;
-      } catch {
-        return "";
-      }
-    };
-    const roots = (await run("pgrep", ["-f", "repo2docker_kce.runner"])).stdout
-      .split("\n")
-      .filter(Boolean)
-      .map(Number)
-      .filter((pid) => {
-        const pod = podOf(pid);
-        return pod === null || building.has(pod);
-      });
-    const tree = async (pid: number): Promise<number[]> => {
-      const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
-      return [pid, ...(await Promise.all(children.map(tree))).flat()];
-    };
-    const pids = [...new Set((await Promise.all(roots.map(tree))).flat())]; // tini and its python both match
+    const roots = (await run("pgrep", ["-f", "repo2docker_kce.runner"])).stdout.split("\n").filter(Boolean).map(Number);
+    const trees = (await Promise.all(roots.map(tree))).filter((pids) => pids.some(runsRepo2docker));
+    const pids = [...new Set(trees.flat())]; // tini and its python both match
     peak = Math.max(peak, pids.reduce((sum, pid) => sum + finiteRss(pid), 0));
     await sleep(200);
   }
