@@ -141,9 +141,11 @@ export const COMMANDS: Record<CommandName, { options: Options; positionals: [num
       "  Deletes what the engine created and crashed clients left behind (default: finished objects).",
   },
   rpc: {
-    options: {},
+    options: { listen: { type: "string" } },
     positionals: [0, 0],
-    usage: "kce rpc\n  Serves the engine as line-delimited JSON on stdin/stdout (for the repo2docker adapter; see src/rpc/protocol.ts).",
+    usage:
+      "kce rpc [--listen SOCKET]\n  Serves the engine as line-delimited JSON on stdin/stdout (for the repo2docker adapter; see src/rpc/protocol.ts).\n" +
+      "  --listen SOCKET   start up now and serve one client on this Unix socket instead (a warm runner's engine)",
   },
   serve: {
     options: {

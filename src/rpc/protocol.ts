@@ -46,6 +46,15 @@
  * When stdin ends (the client went away), requests in flight are cancelled (a build's builder pod is
  * deleted), and the process exits once they finished. Nothing but protocol messages is written to stdout;
  * warnings go to stderr.
+ *
+ * A warm `kce rpc` (`kce rpc --listen SOCKET`, what a warm build runner of `kce serve` starts ahead of its
+ * build) speaks the same protocol on a Unix socket, with two differences: the client's first line is
+ *
+ *     {"argv": ["rpc", "--namespace", "ns", …], "env": {…}}   the command line after `kce` and the
+ *                                                              environment it would have started kce with
+ *
+ * and what a `kce rpc` would write to stderr arrives as `{"stderr": "kce: …\n"}` lines (no id). One client
+ * per process; the socket is gone once a client connected (a second one starts its own `kce rpc`).
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -70,6 +79,12 @@ export type RpcMessage =
   | { id: RequestId; progress: unknown }
   | { id: RequestId; result: unknown }
   | { id: RequestId | null; error: RpcErrorBody };
+
+/** What a warm `kce rpc --listen` writes where a `kce rpc` would write to its stderr. */
+export interface RpcStderrMessage {
+  stderr: string;
+}
+
 
 /** A request the server cannot serve as sent (malformed line, unknown method or container, bad params). */
 export class RpcError extends Error {
@@ -114,4 +129,29 @@ export function encodeError(err: unknown): RpcErrorBody {
     if (value !== undefined && value !== null) body[field] = value;
   }
   return body;
+}
+
+/** The first line of a client of a warm `kce rpc --listen`: how it would have started `kce rpc`. */
+export interface RpcLaunch {
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/** Parses and checks a warm server's first line. @throws RpcError */
+export function parseLaunch(line: string): RpcLaunch {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new RpcError("the first line must be JSON: {\"argv\": [\"rpc\", …], \"env\": {…}}");
+  }
+  const { argv, env } = (value ?? {}) as Record<string, unknown>;
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === "string")) throw new RpcError('"argv" must be a list of strings');
+  if (argv[0] !== "rpc" || argv.some((a) => a === "--listen" || a.startsWith("--listen="))) {
+    throw new RpcError(`"argv" must be a \`kce rpc\` command line without --listen, got ${JSON.stringify(argv)}`);
+  }
+  if (env === null || typeof env !== "object" || Array.isArray(env) || !Object.values(env).every((v) => typeof v === "string")) {
+    throw new RpcError('"env" must map names to strings');
+  }
+  return { argv, env: env as Record<string, string> };
 }

@@ -83,7 +83,7 @@ class KubernetesEngine(ContainerEngine):
         key = (tuple(argv), tuple(sorted((k, v) for k, v in env.items() if k.startswith(("KCE_", "CONTAINER_ENGINE_", "KUBECONFIG")))))
         process = _processes.get(key)
         if process is None or not process.alive:
-            process = _processes[key] = RpcProcess(argv, env, self.log)
+            process = _processes[key] = RpcProcess(argv, env, self.log, rpc_argv=argv[len(self.kce_command):])
         return process
 
     def build(

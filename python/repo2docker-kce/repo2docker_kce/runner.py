@@ -39,6 +39,11 @@ GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n, appended after any the environment already 
 no redirects (http.followRedirects=false), no prompts (GIT_TERMINAL_PROMPT=0), and one
 http.curloptResolve=HOST:PORT:IP per --resolve, which pins the host names to the addresses the service checked.
 
+A warm runner (`--wait-for-assignment`) also starts the engine ahead of its build: `kce rpc --listen
+/tmp/kce-rpc.sock` (its output to /tmp/kce-rpc.log), named to repo2docker's adapter by KCE_RPC_SOCKET, so
+the ≈ 0.5 s of Node's start-up are paid while waiting. Without it (kce missing, the process died) the adapter
+starts kce as usual.
+
 The runner is a child subreaper (Linux): processes that repo2docker leaves behind (the adapter's `kce rpc`,
 which deletes its builder pod when repo2docker goes away) are waited for, within a bounded time, before the
 runner exits and the container with them ends.
@@ -49,6 +54,7 @@ import ctypes
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -71,6 +77,9 @@ KILL_AFTER_STOP = 20.0  # s from SIGTERM to SIGKILL when the runner is stopped
 STOP_BUDGET = 25.0  # s from a stop signal to the runner's exit (the Job's terminationGracePeriodSeconds is 30)
 LINGER = 20.0  # s to wait for processes repo2docker left behind, after a build that was not stopped
 READER_JOIN = 5.0  # s to wait for the pipes' last lines once repo2docker exited
+WARM_ENGINE_SOCKET = "/tmp/kce-rpc.sock"
+WARM_ENGINE_LOG = "/tmp/kce-rpc.log"
+WARM_ENGINE_WAIT = 1.0  # s to wait for a warm engine that is still starting up
 
 GIT_CONFIG = (
     ("http.followRedirects", "false"),
@@ -334,9 +343,10 @@ def reap_children(deadline: float) -> None:
 class Build:
     """repo2docker in its own process group, its output relayed, its checkout measured, stop signals forwarded."""
 
-    def __init__(self, options: argparse.Namespace, events: Events) -> None:
+    def __init__(self, options: argparse.Namespace, events: Events, warm_engine: Optional["WarmEngine"] = None) -> None:
         self.options = options
         self.events = events
+        self.warm_engine = warm_engine
         self.proc: Optional["subprocess.Popen[bytes]"] = None
         self.stop_signal: Optional[int] = None
         self.stopped_at = 0.0
@@ -351,6 +361,9 @@ class Build:
         self.install_signal_handlers()
         env = git_environment(os.environ, options.resolve)
         env["PYTHONUNBUFFERED"] = "1"  # repo2docker's stdout lines as they come
+        # A spare claimed right after it started may still be starting it: that is still sooner than a new one.
+        if self.warm_engine is not None and self.warm_engine.ready(wait=WARM_ENGINE_WAIT):
+            env["KCE_RPC_SOCKET"] = self.warm_engine.socket
         try:
             self.proc = subprocess.Popen(
                 repo2docker_argv(options, config_file),
@@ -443,6 +456,8 @@ class Build:
 
     def finish(self, code: int) -> int:
         """The final event (when there is one) and the exit status, after the processes left behind ended."""
+        if self.warm_engine is not None:
+            self.warm_engine.stop_unused()
         if self.stop_signal is not None:
             self.final(f"The build runner was stopped ({signal_name(self.stop_signal)}).")
             reap_children(self.stopped_at + STOP_BUDGET)
@@ -474,6 +489,46 @@ class Build:
     def abort(self) -> None:
         """After an error of the runner itself: repo2docker must not go on without it."""
         self.signal_group(signal.SIGKILL)
+        if self.warm_engine is not None:
+            self.warm_engine.stop_unused()
+
+
+class WarmEngine:
+    """`kce rpc --listen`, started while a warm runner waits; its one client is the build's repo2docker."""
+
+    def __init__(self, socket: Optional[str] = None, log: Optional[str] = None) -> None:
+        self.socket = socket or WARM_ENGINE_SOCKET
+        log = log or WARM_ENGINE_LOG
+        self.proc: Optional["subprocess.Popen[bytes]"] = None
+        kce = shlex.split(os.environ.get("KCE_BIN", "")) or ["kce"]
+        try:
+            with open(log, "ab") as out:
+                self.proc = subprocess.Popen(
+                    [*kce, "rpc", "--listen", self.socket], stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+                )
+        except OSError as e:  # no kce here: the adapter will say so when it tries
+            print(f"no warm engine: {e}", file=sys.stderr)
+
+    def ready(self, wait: float = 0.0) -> bool:
+        """Whether a client can connect (the process listens), waiting up to `wait` s while it starts up."""
+        deadline = time.monotonic() + wait
+        while self.proc is not None and self.proc.poll() is None:
+            if os.path.exists(self.socket):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return False
+
+    def stop_unused(self) -> None:
+        """Stops the process when no client took it (one that did ends with its client)."""
+        if self.ready():
+            assert self.proc is not None
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
 
 
 def assigned_arguments(argv: Sequence[str]) -> Optional[List[str]]:
@@ -495,22 +550,28 @@ def assigned_arguments(argv: Sequence[str]) -> Optional[List[str]]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     events = Events(sys.stdout)
     argv = list(sys.argv[1:] if argv is None else argv)
+    warm_engine: Optional[WarmEngine] = None
     if argv[:1] == ["--wait-for-assignment"]:
+        warm_engine = WarmEngine()
         try:
             assigned = assigned_arguments(argv)
         except Exception as e:  # nothing was assigned: stdout stays silent (it is no build's log yet)
+            warm_engine.stop_unused()
             traceback.print_exc(file=sys.stderr)
             print(f"waiting for an assignment failed: {e}", file=sys.stderr)
             return EXIT_ERROR
         if assigned is None:
+            warm_engine.stop_unused()
             return 0
         argv = assigned
     try:
         options = parse_args(argv)
     except UsageError as e:
+        if warm_engine is not None:
+            warm_engine.stop_unused()
         events.failed(f"Invalid build request: {e}")
         return EXIT_INVALID
-    build = Build(options, events)
+    build = Build(options, events, warm_engine)
     try:
         return build.run()
     except Exception as e:  # never a traceback on stdout

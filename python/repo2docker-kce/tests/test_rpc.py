@@ -358,3 +358,93 @@ def test_argv_env_and_session(fake):
     assert got["value"] == "marked"
     assert got["argv"] == ["rpc", "--namespace", "ns"]
     assert got["session_leader"] is True, "kce runs in a session of its own (Ctrl-C reaches repo2docker only)"
+
+
+class WarmKce:
+    """A fake warm `kce rpc --listen`: one client; records its launch line; echoes requests, sends `stderr`
+    messages for method "stderr", closes the connection for "hangup"."""
+
+    def __init__(self, path):
+        import socket
+
+        self.path = str(path)
+        self.launch = None
+        self.requests = []
+        self.ended = threading.Event()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(self.path)
+        self._server.listen(1)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import os
+
+        conn, _ = self._server.accept()
+        os.unlink(self.path)  # one client, like kce
+        self._server.close()
+        with conn, conn.makefile("rb") as lines:
+            def send(message):
+                conn.sendall((json.dumps(message) + "\n").encode())
+
+            for n, raw in enumerate(lines):
+                message = json.loads(raw)
+                if n == 0:
+                    self.launch = message
+                    continue
+                self.requests.append(message)
+                if message["method"] == "stderr":
+                    send({"stderr": "".join(text + "\n" for text in message["params"]["lines"])})
+                    send({"id": message["id"], "result": None})
+                elif message["method"] == "hangup":
+                    break
+                else:
+                    send({"id": message["id"], "result": message.get("params")})
+        self.ended.set()
+
+
+class DebugLog(Log):
+    def __init__(self):
+        super().__init__()
+        self.debugs = []
+
+    def debug(self, text):
+        self.debugs.append(text)
+
+
+def test_a_warm_kce_named_by_kce_rpc_socket_is_used_instead_of_starting_one(tmp_path):
+    warm = WarmKce(tmp_path / "kce.sock")
+    env = {"KCE_RPC_SOCKET": warm.path, "KCE_REGISTRY": "r.example:5000", "PATH": "/usr/bin:/bin"}
+    log = DebugLog()
+    # the kce command does not exist: starting it would raise "cannot start"
+    rpc = RpcProcess([str(tmp_path / "no-such-kce"), "rpc", "--namespace", "ns"], env, log, rpc_argv=["rpc", "--namespace", "ns"])
+    assert within(lambda: rpc.call("echo", {"a": 1})) == {"a": 1}
+    assert warm.launch == {"argv": ["rpc", "--namespace", "ns"], "env": {"KCE_REGISTRY": "r.example:5000", "PATH": "/usr/bin:/bin"}}
+    assert any("using the warm engine" in d for d in log.debugs)
+    # its stderr arrives as messages and is logged and kept like a started kce's
+    assert within(lambda: rpc.call("stderr", {"lines": ["kce: one", "kce: two"]})) is None
+    wait_for(lambda: len(log.warnings) >= 2, TIMEOUT, "the warnings")
+    assert log.warnings == ["kce: one\n", "kce: two\n"]
+    # closing ends the connection (the warm kce cancels what is in flight and exits)
+    rpc.close()
+    assert warm.ended.wait(TIMEOUT)
+    wait_for(lambda: not rpc.alive, TIMEOUT, "the client to see the end")
+
+
+def test_a_warm_kce_that_hangs_up_fails_the_request_with_its_last_words(tmp_path):
+    warm = WarmKce(tmp_path / "kce.sock")
+    rpc = RpcProcess(["kce", "rpc"], {"KCE_RPC_SOCKET": warm.path}, DebugLog(), rpc_argv=["rpc"])
+    assert within(lambda: rpc.call("stderr", {"lines": ["kce: about to go"]})) is None
+    with pytest.raises(KceProtocolError) as raised:
+        within(lambda: rpc.call("hangup", {}))
+    assert "closed the connection during hangup" in str(raised.value)
+    assert "kce: about to go" in str(raised.value)
+
+
+def test_without_a_warm_kce_at_the_socket_kce_is_started(fake, tmp_path):
+    fake.env["KCE_RPC_SOCKET"] = str(tmp_path / "nobody-listens.sock")
+    log = DebugLog()
+    rpc = RpcProcess([sys.executable, str(fake.script), "rpc"], fake.env, log, rpc_argv=["rpc"])
+    fake.processes.append(rpc)
+    got = within(lambda: rpc.call("env", {"name": "KCE_RPC_SOCKET"}))
+    assert got["argv"] == ["rpc"]
+    assert any("no warm engine at" in d for d in log.debugs)

@@ -27,7 +27,8 @@ TIMEOUT = 120  # s for one runner: the machine is small and busy
 # (then exit 143); ignore_term; leftover (+ leftover_delay): a process in a session of its own that, like the
 # adapter's `kce rpc`, writes that file once its stdin ended and the delay passed (its pid to leftover_pid); stderr, stdout: lines to
 # write; flood: [n, size] lines on both pipes at once; fill: bytes to write into the git_workdir it was given;
-# ready: file to create before sleeping; sleep: s; self_kill: SIGKILL itself; exit: its status.
+# ready: file to create before sleeping; sleep: s; self_kill: SIGKILL itself; exit: its status; connect: send a
+# launch line to the warm engine at $KCE_RPC_SOCKET, as the adapter does.
 FAKE_R2D = r'''
 import json, os, signal, subprocess, sys, threading, time
 
@@ -57,9 +58,14 @@ if plan.get("leftover"):
     if plan.get("leftover_pid"):
         write_json(plan["leftover_pid"], child.pid)
 if plan.get("record"):
-    env = {k: v for k, v in os.environ.items() if k.startswith("GIT_") or k == "PYTHONUNBUFFERED"}
+    env = {k: v for k, v in os.environ.items() if k.startswith("GIT_") or k in ("PYTHONUNBUFFERED", "KCE_RPC_SOCKET")}
     write_json(plan["record"], {"argv": sys.argv, "env": env, "pid": os.getpid(), "pgid": os.getpgid(0),
                                 "sid": os.getsid(0), "checkout_existed": os.path.lexists(workdir)})
+if plan.get("connect"):
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(os.environ["KCE_RPC_SOCKET"])
+        s.sendall(b'{"argv": ["rpc"], "env": {}}\n')
 for line in plan.get("stderr", []):
     sys.stderr.write(line)
     sys.stderr.flush()
@@ -673,3 +679,69 @@ def test_a_stopped_runner_gives_up_on_leftovers_within_its_budget(tmp_path):
     assert 1.5 < waited < 60, waited
     assert not cleaned.exists()
     assert events(stdout)[-1]["message"] == "The build runner was stopped (SIGTERM).\n"
+
+
+# ---- a warm runner's engine ----------------------------------------------------------------------------------
+
+# A fake `kce rpc --listen SOCKET`: writes its pid, listens, records the launch line of its one client.
+FAKE_WARM_KCE = r'''
+import json, os, socket, sys
+path = sys.argv[sys.argv.index("--listen") + 1]
+record = os.environ["FAKE_KCE_RECORD"]
+with open(record + ".pid", "w") as f:
+    f.write(str(os.getpid()))
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(path)
+server.listen(1)
+conn, _ = server.accept()
+os.unlink(path)
+launch = conn.makefile("rb").readline()
+with open(record, "w") as f:
+    f.write(launch.decode())
+'''
+
+
+def run_spare(tmp_path, plan, kce):
+    """The runner in spare mode, assigned a build at once (no API), with `kce` as its engine command."""
+    work = tmp_path / "work"
+    args = ["--repo", URL, "--ref", SHA, "--image", IMAGE, "--workdir", str(work), "--repo2docker", str(fake_repo2docker(tmp_path))]
+    code = (
+        "import sys, repo2docker_kce.runner as r; "
+        f"r.WARM_ENGINE_SOCKET = {str(tmp_path / 'kce.sock')!r}; r.WARM_ENGINE_LOG = {str(tmp_path / 'kce.log')!r}; "
+        f"r.assigned_arguments = lambda argv: {args!r}; "
+        "sys.exit(r.main(['--wait-for-assignment']))"
+    )
+    env = adapter_env(FAKE_R2D_PLAN=json.dumps(plan), KCE_BIN=str(kce), FAKE_KCE_RECORD=str(tmp_path / "launch.json"))
+    return subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT, cwd=tmp_path)
+
+
+def fake_warm_kce(tmp_path):
+    path = tmp_path / "fake-kce"
+    path.write_text(f"#!{sys.executable}\n{FAKE_WARM_KCE}")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_spare_starts_its_engine_ahead_and_names_it_to_repo2docker(tmp_path):
+    record = tmp_path / "r2d.json"
+    done = run_spare(tmp_path, {"record": str(record), "connect": True}, fake_warm_kce(tmp_path))
+    assert done.returncode == 0, done.stderr.decode()
+    assert read_json(record)["env"]["KCE_RPC_SOCKET"] == str(tmp_path / "kce.sock")
+    assert json.loads((tmp_path / "launch.json").read_text()) == {"argv": ["rpc"], "env": {}}
+    assert events(done.stdout)[-1] == {"kce_runner": "succeeded"}
+
+
+def test_a_warm_engine_nobody_took_is_stopped_with_the_build(tmp_path):
+    done = run_spare(tmp_path, {"exit": 0}, fake_warm_kce(tmp_path))
+    assert done.returncode == 0, done.stderr.decode()
+    pid = int((tmp_path / "launch.json.pid").read_text())
+    wait_for(lambda: pid_gone(pid), 10, "the unused warm engine to be stopped")
+    assert not (tmp_path / "launch.json").exists()
+
+
+def test_without_kce_a_spare_builds_as_a_runner_does(tmp_path):
+    record = tmp_path / "r2d.json"
+    done = run_spare(tmp_path, {"record": str(record)}, tmp_path / "no-such-kce")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "KCE_RPC_SOCKET" not in read_json(record)["env"]
+    assert b"no warm engine" in done.stderr

@@ -1,13 +1,17 @@
 // The unmodified `repo2docker` CLI from PyPI drives the engine: `repo2docker --engine kubernetes …` through the
 // Python adapter (python/repo2docker-kce) and `kce rpc`, with zero configuration (the registry comes from the
 // cluster's local-registry-hosting ConfigMap: KCE_REGISTRY is unset for repo2docker).
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { deleteNamespace, expectNoLeftovers } from "../engine/helpers.js";
 import { namespaceClient } from "../kube/helpers.js";
-import { dockerfileRepo, repo2docker, rpcProcesses, setupRepo2docker, startRepo2docker, type R2dEnvironment } from "./helpers.js";
+import { dockerfileRepo, repo2docker, ROOT, rpcProcesses, setupRepo2docker, startRepo2docker, type R2dEnvironment } from "./helpers.js";
 import { get, getWithRetry } from "../../support/http.js";
 
 let r2d: R2dEnvironment;
@@ -31,6 +35,36 @@ afterAll(async () => {
 });
 
 describe("repo2docker --engine kubernetes", () => {
+  it("a warm `kce rpc --listen` started ahead serves the whole build with repo2docker's environment, then exits", async () => {
+    const socket = join(tmpdir(), `kce-warm-${randomBytes(4).toString("hex")}.sock`);
+    // Started with nothing of the cluster's configuration: KUBECONFIG and the rest come from the client.
+    const warm = spawn(process.execPath, [join(ROOT, "dist", "cli", "main.js"), "rpc", "--listen", socket], {
+      env: { PATH: process.env.PATH ?? "", HOME: tmpdir() },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let warmOutput = "";
+    warm.stdout.on("data", (d: Buffer) => (warmOutput += d.toString()));
+    warm.stderr.on("data", (d: Buffer) => (warmOutput += d.toString()));
+    const exited = new Promise<number | null>((resolveExit) => warm.on("close", resolveExit));
+    try {
+      await waitFor(async () => existsSync(socket), 30_000, "the warm kce to listen");
+      const warmImage = `kce-e2e/r2d-warm:${randomBytes(4).toString("hex")}`;
+      // A kce command that does not exist: the adapter must not start one.
+      const { code, output } = await repo2docker(r2d, [...common, "--no-run", "--image-name", warmImage, repo], {
+        KCE_RPC_SOCKET: socket,
+        KCE_BIN: "/nonexistent/kce",
+      });
+      expect(code, output).toBe(0);
+      expect(output).toContain(marker); // the builder's output came through the warm engine
+      expect(output).not.toContain("cannot start");
+      expect(await exited, warmOutput).toBe(0); // its client is gone: it exits
+      expect(warmOutput).toBe(""); // stdout and stderr both travel on the socket
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      warm.kill("SIGKILL");
+    }
+  });
+
   it("builds a repository's own Dockerfile with --no-run", async () => {
     const { code, output } = await repo2docker(r2d, [...common, "--no-run", "--image-name", image, repo]);
     expect(output).toContain("Using DockerBuildPack builder");
