@@ -3,11 +3,13 @@
  * build by the `repo2docker --engine kubernetes` CLI run directly on this machine (what a client without the
  * service would run; also what running repo2docker inside the service's pod would cost per build).
  *  - time to `ready` (service) vs time to exit 0 (CLI), and the time to the first line of each, for a
- *    Dockerfile repository with a fresh commit every repetition (no cache hits), alternating;
+ *    Dockerfile repository with a fresh commit every repetition (no cache hits), alternating, with no sampler
+ *    running (memory is sampled in separate, untimed rounds);
  *  - memory per build: the runner pod's peak working set (kubelet summary) vs the CLI's processes'
  *    (repo2docker + its `kce rpc`) peak RSS summed;
  *  - 20 clients on one new commit at once: runner Jobs created (must be 1) and time until all are ready;
- *  - the service process's RSS idle and its peak with 4 builds at once.
+ *  - the service process's RSS idle and its peak with 4 builds at once; a waiting warm runner's RSS (it holds
+ *    its engine, started ahead).
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -89,6 +91,33 @@ async function peakRunnerRss(done: Promise<unknown>): Promise<number> {
   return peak;
 }
 
+/** Summed RSS (MiB) of a waiting warm runner's processes (the runner and the engine it started ahead). */
+async function waitingSpareRss(): Promise<number> {
+  const tree = async (pid: number): Promise<number[]> => {
+    const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
+    return [pid, ...(await Promise.all(children.map(tree))).flat()];
+  };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const roots = (await run("pgrep", ["-f", "repo2docker_kce.runner --wait-for-assignment"])).stdout.split("\n").filter(Boolean).map(Number);
+    const pids = [...new Set((await Promise.all(roots.map(tree))).flat())];
+    // ready once its engine listens (a `kce rpc --listen` below the runner)
+    const listening = pids.some((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0rpc\0--listen\0");
+      } catch {
+        return false;
+      }
+    });
+    if (listening) {
+      await sleep(3_000); // settled: its engine loaded
+      return pids.reduce((sum, pid) => sum + finiteRss(pid), 0);
+    }
+    if (Date.now() > deadline) throw new Error("no waiting warm runner with its engine within 60 s");
+    await sleep(500);
+  }
+}
+
 async function serviceRssMiB(url: string): Promise<{ rss: number; peak: number }> {
   const text = await (await fetch(`${url}metrics`)).text();
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
@@ -124,14 +153,19 @@ export async function benchService(b: Bench): Promise<Row[]> {
     );
     const url = deployed.url;
     const idle = await serviceRssMiB(url);
-    for (let rep = -1; rep < b.options.reps; rep++) {
+    const spareRss = await waitingSpareRss();
+    // Timed rounds first, with nothing else running; then rounds that sample memory (the samplers cost CPU,
+    // not the same for both variants) and are not timed.
+    const memoryRounds = Math.min(3, b.options.reps);
+    for (let rep = -1; rep < b.options.reps + memoryRounds; rep++) {
+      const memoryRound = rep >= b.options.reps;
       for (const variant of rep % 2 === 0 ? (["service", "cli"] as const) : (["cli", "service"] as const)) {
         const repo = await git.push(`p6-${variant}`, { Dockerfile: `FROM ${b.baseImage}\nRUN echo ${suffix()} > /built\n` });
         const started = performance.now();
         let first = Number.NaN;
         if (variant === "service") {
-          let markDone!: () => void;
-          const sampled = peakRunnerRss(new Promise<void>((r) => (markDone = r)));
+          let markDone = (): void => undefined;
+          const sampled = memoryRound ? peakRunnerRss(new Promise<void>((r) => (markDone = r))) : Promise.resolve(0);
           const result = await readStream(`${url}build/${gitSpec(repo.url, "main")}?build_only=true`, {
             token: TOKEN,
             stop: (e) => {
@@ -142,7 +176,7 @@ export async function benchService(b: Bench): Promise<Row[]> {
           markDone();
           const peak = await sampled;
           if (result.events.at(-1)?.data.phase !== "ready") throw new Error(`service build failed: ${JSON.stringify(result.events.at(-1)?.data)}`);
-          if (rep >= 0) memory.runner.push(peak);
+          if (memoryRound) memory.runner.push(peak);
         } else {
           const image = `${b.registry}/kce-bench/p6-cli:${repo.commit}`;
           const child = spawn(
@@ -160,17 +194,17 @@ export async function benchService(b: Bench): Promise<Row[]> {
             errText = (errText + d.toString()).slice(-4000);
           });
           const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
-          const peak = await peakTreeRss(child.pid ?? 0, exited);
+          const peak = memoryRound ? await peakTreeRss(child.pid ?? 0, exited) : 0;
           const code = await exited;
           if (code !== 0) throw new Error(`repo2docker exited ${code}: ${errText}`);
-          if (rep >= 0) memory.cli.push(peak);
+          if (memoryRound) memory.cli.push(peak);
         }
         const seconds = (performance.now() - started) / 1000;
-        if (rep >= 0) {
+        if (rep >= 0 && !memoryRound) {
           times[variant].push(seconds);
           times[variant === "service" ? "serviceFirst" : "cliFirst"].push(first);
         }
-        b.log(`P6 ${rep < 0 ? "warm-up" : `rep ${rep + 1}`} ${variant}: ${seconds.toFixed(2)} s (first line ${first.toFixed(2)} s)`);
+        b.log(`P6 ${rep < 0 ? "warm-up" : memoryRound ? "memory" : `rep ${rep + 1}`} ${variant}: ${seconds.toFixed(2)} s (first line ${first.toFixed(2)} s)`);
       }
     }
 
@@ -223,6 +257,7 @@ export async function benchService(b: Bench): Promise<Row[]> {
         note: `all ${allReady ? "" : "NOT "}ready in ${twentySeconds.toFixed(1)} s`,
       },
       { id: "P6", name: "service RSS idle", unit: "MiB", stats: stats([idle.rss]) },
+      { id: "P6", name: "a warm runner waiting, with its engine started ahead (summed RSS)", unit: "MiB", stats: stats([spareRss]) },
       {
         id: "P6",
         name: "service RSS, 4 builds at once (peak sampled)",
