@@ -16,7 +16,10 @@ import { containerErrorOf } from "./pods/container-error.js";
 import { RUN_CONTAINER_NAME } from "./pods/run-pod.js";
 import { containerStateOf, type PodState, type StatusOptions } from "./pods/status.js";
 
-/** What a {@link PodContainer} needs; the engine supplies it. */
+/**
+ * What a {@link PodContainer} needs; the engine supplies it.
+ * @internal
+ */
 export interface PodContainerInit {
   /** The cluster, in the pod's namespace. */
   api: KubeApi;
@@ -37,7 +40,10 @@ const RETAINED_LOG_BYTES = 16 * 1024 * 1024;
 /** While the pod waits (pull, scheduling), re-evaluate grace periods this often even without events. */
 const GRACE_RECHECK_MS = 5_000;
 
-/** What {@link PodContainer.start} needs besides the {@link PodContainerInit}'s pod: the pod to create. */
+/**
+ * What {@link PodContainer.start} needs besides the {@link PodContainerInit}'s pod: the pod to create.
+ * @internal
+ */
 export interface StartContainer extends Omit<PodContainerInit, "pod"> {
   /** The run pod (see pods/run-pod.ts). */
   spec: V1Pod;
@@ -49,14 +55,15 @@ export interface StartContainer extends Omit<PodContainerInit, "pod"> {
 
 /**
  * The contract's Container, backed by one pod. Exported for `instanceof` and its type: containers come from
- * `engine.run()` and `engine.containers()`; the constructor and `start()` take the engine's internal cluster
- * seam and client-node pod objects, and are not part of the supported API.
+ * `engine.run()`. Its constructor is private and `start()` internal (they take the
+ * engine's cluster seam and client-node pod objects): the published declarations show neither.
  */
 export class PodContainer implements Container {
   /**
    * Creates the pod and resolves once its container started (its ports forwarded) or once the cluster gave
    * up starting it (`status` exited, `reason` says why). Whatever fails after the pod was created deletes it
    * before the error is rethrown, so a failed start leaves nothing behind.
+   * @internal
    */
   static async start(options: StartContainer): Promise<PodContainer> {
     const { spec, forwards, signal, ...init } = options;
@@ -92,7 +99,7 @@ export class PodContainer implements Container {
   private boundPorts: Record<string, { host: string; port: number }> | undefined;
   private readonly background = new AbortController();
 
-  constructor(init: PodContainerInit) {
+  private constructor(init: PodContainerInit) {
     this.init = init;
     this.api = init.api;
     this.pod = init.pod;

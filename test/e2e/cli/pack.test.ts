@@ -2,7 +2,7 @@
 // `kce` and library import used from there — nothing of the checkout (src/, dev dependencies) is reachable.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -72,6 +72,15 @@ describe("the packed tarball, installed into an empty project", () => {
     expect(top).toEqual(expect.arrayContaining(["README.md", "dist", "manifests", "package.json"]));
     expect(top).not.toContain("src");
     expect(top).not.toContain("test");
+  });
+
+  it("its declarations keep client-node's pod objects out of PodContainer (private constructor, internal start)", () => {
+    const dist = join(app, "node_modules", "kube-container-engine", "dist");
+    const container = readFileSync(join(dist, "container.d.ts"), "utf8");
+    expect(container).toContain("export declare class PodContainer");
+    expect(container).toContain("private constructor();");
+    for (const hidden of ["V1Pod", "PodContainerInit", "StartContainer", "static start"]) expect(container).not.toContain(hidden);
+    expect(readFileSync(join(dist, "index.d.ts"), "utf8")).not.toMatch(/\bV1[A-Z]/);
   });
 
   it("npx kce --help prints the usage", async () => {
