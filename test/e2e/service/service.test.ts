@@ -265,15 +265,24 @@ describe("kce serve (deployed from manifests/service/)", () => {
     let watching = true;
     const sampler = (async () => {
       while (watching) {
-        // Runner pods whose container has not terminated: what the limit is about. (A Job's `active` count and a
-        // pod's phase lag behind: the kubelet sets the terminal phase only once the pod is torn down.)
+        // Builds whose runner container has not terminated: what the limit is about. (A Job's `active` count and a
+        // pod's phase lag behind: the kubelet sets the terminal phase only once the pod is torn down.) Counted by
+        // build label, not by pod: when a claimed warm runner is adopted, the Job controller may create a pod of
+        // its own for a moment before it sees the adopted one (its informers lag), then deletes the extra one.
         const out = await kubectl(["-n", "kce", "get", "pods", "-l", "kube-container-engine/role=runner", "-o", "json"]);
-        type Pod = { metadata: { name: string }; status?: { phase?: string; containerStatuses?: Array<{ state?: { terminated?: object } }> } };
+        type Pod = {
+          metadata: { name: string; labels?: Record<string, string> };
+          status?: { phase?: string; containerStatuses?: Array<{ state?: { terminated?: object } }> };
+        };
         const items = (JSON.parse(out) as { items: Pod[] }).items;
         const ended = (p: Pod): boolean => p.status?.phase === "Succeeded" || p.status?.phase === "Failed" || p.status?.containerStatuses?.[0]?.state?.terminated !== undefined;
-        const active = items.filter((p) => !ended(p));
-        if (active.length > maxActive) snapshot = JSON.stringify(items.map((p) => [p.metadata.name, p.status?.phase, p.status?.containerStatuses?.[0]?.state]));
-        maxActive = Math.max(maxActive, active.length);
+        const activeLabels = items.filter((p) => !ended(p)).map((p) => p.metadata.labels?.["kube-container-engine/build"] ?? p.metadata.name);
+        const activeBuilds = new Set(activeLabels);
+        if (activeBuilds.size < activeLabels.length) console.log(`a build with two active runner pods: ${JSON.stringify(activeLabels)}`);
+        if (activeBuilds.size > maxActive) {
+          snapshot = JSON.stringify(items.map((p) => [p.metadata.name, p.metadata.labels?.["kube-container-engine/build"], p.status?.phase, p.status?.containerStatuses?.[0]?.state]));
+        }
+        maxActive = Math.max(maxActive, activeBuilds.size);
         await new Promise((r) => setTimeout(r, 500));
       }
     })();
