@@ -58,6 +58,21 @@ async function peakTreeRss(rootPid: number, done: Promise<unknown>): Promise<num
   return peak;
 }
 
+/** `pid` and its descendants. */
+async function processTree(pid: number): Promise<number[]> {
+  const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
+  return [pid, ...(await Promise.all(children.map(processTree))).flat()];
+}
+
+/** Whether the process's command line has `args` (NUL-separated) in it; false for a process that is gone. */
+function cmdlineHas(pid: number, args: string[]): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`\0${args.join("\0")}\0`);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Peak summed RSS (MiB) of the runner pods' processes while `done` is pending. The pods run on this machine,
  * so their processes are visible here: the same measure as the CLI's (the kubelet's summary API refreshes every
@@ -70,20 +85,9 @@ async function peakRunnerRss(done: Promise<unknown>): Promise<number> {
   // A runner that builds has the repo2docker CLI below it; a warm spare waiting for a build (same module) has
   // not. Decided from /proc alone: a kubectl call per sample cost ≈ 0.1 s of CPU each and slowed only this
   // variant (the CLI's sampler below reads /proc too).
-  const runsRepo2docker = (pid: number): boolean => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0--engine\0kubernetes\0");
-    } catch {
-      return false;
-    }
-  };
-  const tree = async (pid: number): Promise<number[]> => {
-    const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
-    return [pid, ...(await Promise.all(children.map(tree))).flat()];
-  };
   while (!finished) {
     const roots = (await run("pgrep", ["-f", "repo2docker_kce.runner"])).stdout.split("\n").filter(Boolean).map(Number);
-    const trees = (await Promise.all(roots.map(tree))).filter((pids) => pids.some(runsRepo2docker));
+    const trees = (await Promise.all(roots.map(processTree))).filter((pids) => pids.some((pid) => cmdlineHas(pid, ["--engine", "kubernetes"])));
     const pids = [...new Set(trees.flat())]; // tini and its python both match
     peak = Math.max(peak, pids.reduce((sum, pid) => sum + finiteRss(pid), 0));
     await sleep(200);
@@ -93,23 +97,12 @@ async function peakRunnerRss(done: Promise<unknown>): Promise<number> {
 
 /** Summed RSS (MiB) of a waiting warm runner's processes (the runner and the engine it started ahead). */
 async function waitingSpareRss(): Promise<number> {
-  const tree = async (pid: number): Promise<number[]> => {
-    const children = (await run("pgrep", ["-P", String(pid)])).stdout.split("\n").filter(Boolean).map(Number);
-    return [pid, ...(await Promise.all(children.map(tree))).flat()];
-  };
   const deadline = Date.now() + 60_000;
   for (;;) {
     const roots = (await run("pgrep", ["-f", "repo2docker_kce.runner --wait-for-assignment"])).stdout.split("\n").filter(Boolean).map(Number);
-    const pids = [...new Set((await Promise.all(roots.map(tree))).flat())];
+    const pids = [...new Set((await Promise.all(roots.map(processTree))).flat())];
     // ready once its engine listens (a `kce rpc --listen` below the runner)
-    const listening = pids.some((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("\0rpc\0--listen\0");
-      } catch {
-        return false;
-      }
-    });
-    if (listening) {
+    if (pids.some((pid) => cmdlineHas(pid, ["rpc", "--listen"]))) {
       await sleep(3_000); // settled: its engine loaded
       return pids.reduce((sum, pid) => sum + finiteRss(pid), 0);
     }

@@ -5,7 +5,7 @@
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { ContainerEngineError, KubernetesEngine } from "../index.js";
+import { ContainerEngineError } from "../index.js";
 import { COMMANDS, GLOBAL_USAGE, parseCommandLine, UsageError, type ParsedCommand } from "./args.js";
 import {
   buildCommand,
@@ -19,7 +19,7 @@ import {
 import { createOutput } from "./output.js";
 import { rpcCommand } from "./rpc.js";
 import { serveCommand } from "./serve.js";
-import { engineOptions, readConfigFile } from "./settings.js";
+import { createEngine } from "./settings.js";
 
 const HANDLERS = {
   build: buildCommand,
@@ -61,7 +61,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    const engine = new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, env), env, cmd.engine), env);
+    const engine = createEngine(cmd, env);
     const ctx: CommandContext = { engine, output, env, stdin: process.stdin, signal: controller.signal };
     return await HANDLERS[cmd.command](cmd, ctx);
   } catch (err) {

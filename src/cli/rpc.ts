@@ -11,12 +11,12 @@ import { rmSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
-import { KubernetesEngine } from "../index.js";
+import type { KubernetesEngine } from "../index.js";
 import { encodeError, parseLaunch, type RpcLaunch, type RpcMessage, type RpcStderrMessage } from "../rpc/protocol.js";
 import { RpcServer } from "../rpc/server.js";
 import { parseCommandLine, type ParsedCommand } from "./args.js";
 import type { CommandContext } from "./commands.js";
-import { engineOptions, readConfigFile } from "./settings.js";
+import { createEngine } from "./settings.js";
 
 export async function rpcCommand(cmd: ParsedCommand, ctx: CommandContext, version: string): Promise<number> {
   // stdout carries protocol messages only: anything a library would print there goes to stderr.
@@ -82,7 +82,7 @@ async function listenForOneClient(path: string, signal: AbortSignal, version: st
     socket.write(`${JSON.stringify({ stderr: text } satisfies RpcStderrMessage)}\n`);
     return true;
   }) as typeof process.stderr.write;
-  const engine = new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, launch.env), launch.env, cmd.engine), launch.env);
+  const engine = createEngine(cmd, launch.env);
   await serveLines(engine, { [Symbol.asyncIterator]: () => iterator }, socket, version);
   socket.end();
   return 0;

@@ -7,8 +7,8 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import yaml from "js-yaml";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { BuilderKind, BuildkitMode, ContextCompression, KubernetesEngineOptions, PoolOptions, RegistryOptions } from "../index.js";
-import type { EngineFlags, GlobalFlags } from "./args.js";
+import { KubernetesEngine, type BuilderKind, type BuildkitMode, type ContextCompression, type KubernetesEngineOptions, type PoolOptions, type RegistryOptions } from "../index.js";
+import type { EngineFlags, GlobalFlags, ParsedCommand } from "./args.js";
 import { UsageError } from "./args.js";
 
 /** The config file's shape (all optional). */
@@ -99,4 +99,9 @@ export function engineOptions(
     ...(file.serviceAccountName ? { serviceAccountName: file.serviceAccountName } : {}),
     ...(file.nodeSelector ? { nodeSelector: file.nodeSelector } : {}),
   };
+}
+
+/** The engine a command line configures: its flags, the config file they name, the environment. */
+export function createEngine(cmd: Pick<ParsedCommand, "global" | "engine">, env: Record<string, string | undefined>): KubernetesEngine {
+  return new KubernetesEngine(engineOptions(cmd.global, readConfigFile(cmd.global, env), env, cmd.engine), env);
 }

@@ -85,7 +85,6 @@ export interface RpcStderrMessage {
   stderr: string;
 }
 
-
 /** A request the server cannot serve as sent (malformed line, unknown method or container, bad params). */
 export class RpcError extends Error {
   constructor(message: string) {

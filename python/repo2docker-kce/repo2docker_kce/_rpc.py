@@ -60,7 +60,6 @@ class _WarmConnection:
             pass
 
 
-
 class RpcProcess:
     """One `kce rpc` process and the requests in flight to it."""
 
@@ -75,6 +74,7 @@ class RpcProcess:
         self._ended = None
         warm = env.get("KCE_RPC_SOCKET")
         self._proc = None
+        self._stderr_thread = None  # a warm kce's stderr arrives on its connection
         if warm and rpc_argv is not None:
             try:
                 self._proc = _WarmConnection(warm, rpc_argv, {k: v for k, v in env.items() if k != "KCE_RPC_SOCKET"})
@@ -83,9 +83,6 @@ class RpcProcess:
                 self._log.debug(f"kce: no warm engine at {warm} ({e}), starting {' '.join(argv)}\n")
         if self._proc is None:
             self._spawn(argv, env)
-        else:
-            self._stderr_thread = threading.Thread(target=lambda: None, daemon=True)
-            self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, daemon=True).start()
         atexit.register(self.close)
 
@@ -226,7 +223,8 @@ class RpcProcess:
             state = self._end_state(timeout=5)
         except subprocess.TimeoutExpired:
             state = "stopped answering"
-        self._stderr_thread.join(timeout=2)  # its last words
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=2)  # its last words
         tail = "\n".join(self._stderr_tail)
         return KceProtocolError(
             f"`{' '.join(self._argv)}` (pid {self._proc.pid}) {state} during {method}"

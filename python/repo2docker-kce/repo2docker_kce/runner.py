@@ -456,7 +456,7 @@ class Build:
 
     def finish(self, code: int) -> int:
         """The final event (when there is one) and the exit status, after the processes left behind ended."""
-        if self.warm_engine is not None:
+        if self.warm_engine is not None:  # before waiting for leftovers: an unused one would be waited for
             self.warm_engine.stop_unused()
         if self.stop_signal is not None:
             self.final(f"The build runner was stopped ({signal_name(self.stop_signal)}).")
@@ -489,8 +489,6 @@ class Build:
     def abort(self) -> None:
         """After an error of the runner itself: repo2docker must not go on without it."""
         self.signal_group(signal.SIGKILL)
-        if self.warm_engine is not None:
-            self.warm_engine.stop_unused()
 
 
 class WarmEngine:
@@ -551,24 +549,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     events = Events(sys.stdout)
     argv = list(sys.argv[1:] if argv is None else argv)
     warm_engine: Optional[WarmEngine] = None
-    if argv[:1] == ["--wait-for-assignment"]:
-        warm_engine = WarmEngine()
-        try:
-            assigned = assigned_arguments(argv)
-        except Exception as e:  # nothing was assigned: stdout stays silent (it is no build's log yet)
+    try:
+        if argv[:1] == ["--wait-for-assignment"]:
+            warm_engine = WarmEngine()
+            try:
+                assigned = assigned_arguments(argv)
+            except Exception as e:  # nothing was assigned: stdout stays silent (it is no build's log yet)
+                traceback.print_exc(file=sys.stderr)
+                print(f"waiting for an assignment failed: {e}", file=sys.stderr)
+                return EXIT_ERROR
+            if assigned is None:
+                return 0
+            argv = assigned
+        return run_build(argv, events, warm_engine)
+    finally:
+        if warm_engine is not None:
             warm_engine.stop_unused()
-            traceback.print_exc(file=sys.stderr)
-            print(f"waiting for an assignment failed: {e}", file=sys.stderr)
-            return EXIT_ERROR
-        if assigned is None:
-            warm_engine.stop_unused()
-            return 0
-        argv = assigned
+
+
+def run_build(argv: Sequence[str], events: Events, warm_engine: Optional[WarmEngine]) -> int:
+    """Validates the request and runs the build; every failure is an event, never a traceback on stdout."""
     try:
         options = parse_args(argv)
     except UsageError as e:
-        if warm_engine is not None:
-            warm_engine.stop_unused()
         events.failed(f"Invalid build request: {e}")
         return EXIT_INVALID
     build = Build(options, events, warm_engine)
