@@ -16,6 +16,7 @@ import {
   runCommand,
   type CommandContext,
 } from "./commands.js";
+import { exitWhenFlushed } from "./exit.js";
 import { createOutput } from "./output.js";
 import { rpcCommand } from "./rpc.js";
 import { serveCommand } from "./serve.js";
@@ -90,13 +91,11 @@ function startedAsProgram(): boolean {
   }
 }
 
-// Started as a program (not imported by tests): run and exit with the code.
+// Started as a program (not imported by tests): run and exit with the code once the output is written.
 if (startedAsProgram()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`kce: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+  const exit = (code: number): void => exitWhenFlushed(code, [process.stdout, process.stderr], (c) => process.exit(c));
+  main(process.argv.slice(2)).then(exit, (err: unknown) => {
+    process.stderr.write(`kce: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    exit(1);
+  });
 }

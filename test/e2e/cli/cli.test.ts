@@ -132,6 +132,16 @@ describe("kce against the cluster", () => {
     expect(run.stdout).toBe("hi\n");
   });
 
+  it("run's output reaches a reader that is slow to read it, all of it, before kce exits", async () => {
+    // A listing once ended partway with exit 0: process.exit() dropped what was queued behind a full pipe.
+    // The sleep: containerd 1.6 (Debian's) can drop the tail of what a container writes just before it exits.
+    const run = await kce([...cluster, "run", "--rm", baseImage(), "--", "sh", "-c", "seq 1 100000; sleep 1"], { stallStdoutMs: 10_000 });
+    expectExit(run, 0);
+    const lines = run.stdout.split("\n");
+    expect(lines.length, `${run.stdout.length} bytes of stdout`).toBe(100001);
+    expect(lines.at(-2)).toBe("100000");
+  });
+
   it("run --json: log lines and a result with the exit code", async () => {
     const run = await kce([...cluster, "--json", "run", "--rm", baseImage(), "--", "sh", "-c", "echo one; echo two; exit 3"]);
     expectExit(run, 3);

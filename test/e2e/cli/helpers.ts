@@ -35,6 +35,11 @@ export interface KceOptions {
   /** Called with each stderr chunk (e.g. to find a forwarded port while the command runs). */
   onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
   timeoutMs?: number;
+  /**
+   * Leaves stdout unread until the child exits or this many ms pass, as a busy parent does: the pipe fills
+   * and the child's further writes queue in the child.
+   */
+  stallStdoutMs?: number;
 }
 
 /** Runs `node dist/cli/main.js ...args` and resolves when it exits. */
@@ -45,7 +50,16 @@ export function kce(args: string[], options: KceOptions = {}): Promise<Run> {
     const child = spawn(process.execPath, [KCE, ...args], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stdout.setEncoding("utf8");
+    const readStdout = (): void => void child.stdout.on("data", (c: string) => (stdout += c));
+    if (options.stallStdoutMs === undefined) readStdout();
+    else {
+      const stall = setTimeout(readStdout, options.stallStdoutMs);
+      child.on("exit", () => {
+        clearTimeout(stall);
+        readStdout();
+      });
+    }
     child.stderr.setEncoding("utf8").on("data", (c: string) => {
       stderr += c;
       options.onStderr?.(stderr, child);
