@@ -519,9 +519,9 @@ class WarmEngine:
         return False
 
     def stop_unused(self) -> None:
-        """Stops the process when no client took it (one that did ends with its client)."""
-        if self.ready():
-            assert self.proc is not None
+        """Stops the process unless it ended: nobody took it (it may even still be starting up), or the client
+        that took it is done (it ends with its client anyway)."""
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(5)

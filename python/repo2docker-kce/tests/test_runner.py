@@ -685,11 +685,12 @@ def test_a_stopped_runner_gives_up_on_leftovers_within_its_budget(tmp_path):
 
 # A fake `kce rpc --listen SOCKET`: writes its pid, listens, records the launch line of its one client.
 FAKE_WARM_KCE = r'''
-import json, os, socket, sys
+import json, os, socket, sys, time
 path = sys.argv[sys.argv.index("--listen") + 1]
 record = os.environ["FAKE_KCE_RECORD"]
 with open(record + ".pid", "w") as f:
     f.write(str(os.getpid()))
+time.sleep(float(os.environ.get("FAKE_KCE_LISTEN_DELAY", "0")))  # a slow start-up
 server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 server.bind(path)
 server.listen(1)
@@ -701,7 +702,7 @@ with open(record, "w") as f:
 '''
 
 
-def run_spare(tmp_path, plan, kce):
+def run_spare(tmp_path, plan, kce, **extra_env):
     """The runner in spare mode, assigned a build at once (no API), with `kce` as its engine command."""
     work = tmp_path / "work"
     args = ["--repo", URL, "--ref", SHA, "--image", IMAGE, "--workdir", str(work), "--repo2docker", str(fake_repo2docker(tmp_path))]
@@ -711,7 +712,7 @@ def run_spare(tmp_path, plan, kce):
         f"r.assigned_arguments = lambda argv: {args!r}; "
         "sys.exit(r.main(['--wait-for-assignment']))"
     )
-    env = adapter_env(FAKE_R2D_PLAN=json.dumps(plan), KCE_BIN=str(kce), FAKE_KCE_RECORD=str(tmp_path / "launch.json"))
+    env = adapter_env(FAKE_R2D_PLAN=json.dumps(plan), KCE_BIN=str(kce), FAKE_KCE_RECORD=str(tmp_path / "launch.json"), **extra_env)
     return subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT, cwd=tmp_path)
 
 
@@ -737,6 +738,15 @@ def test_a_warm_engine_nobody_took_is_stopped_with_the_build(tmp_path):
     pid = int((tmp_path / "launch.json.pid").read_text())
     wait_for(lambda: pid_gone(pid), 10, "the unused warm engine to be stopped")
     assert not (tmp_path / "launch.json").exists()
+
+
+def test_a_warm_engine_still_starting_when_the_build_ends_is_stopped_too(tmp_path):
+    record = tmp_path / "r2d.json"
+    done = run_spare(tmp_path, {"record": str(record)}, fake_warm_kce(tmp_path), FAKE_KCE_LISTEN_DELAY="60")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "KCE_RPC_SOCKET" not in read_json(record)["env"]  # not listening yet: the build started its own
+    pid = int((tmp_path / "launch.json.pid").read_text())
+    wait_for(lambda: pid_gone(pid), 10, "the warm engine that never listened to be stopped")
 
 
 def test_without_kce_a_spare_builds_as_a_runner_does(tmp_path):
