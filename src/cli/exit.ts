@@ -8,25 +8,38 @@
 /** The part of a writable stream this needs (process.stdout / process.stderr, or a test double). */
 export interface FlushableStream {
   write(chunk: string, callback: (error?: Error | null) => void): boolean;
+  once(event: "error", listener: (error: Error) => void): unknown;
+  /** Bytes written and not yet handed to the OS. */
+  readonly writableLength: number;
   readonly writableEnded: boolean;
   readonly destroyed: boolean;
 }
 
 /**
  * Calls `exit(code)` once the writes queued on every stream have completed (or failed: a closed reader must
- * not keep the process alive). Streams already ended or destroyed are not waited for.
+ * not keep the process alive, nor crash it). Streams with nothing queued, ended or destroyed are not waited for
+ * (nor written to: `kce rpc --listen` reroutes stderr to a client that may be gone).
  */
 export function exitWhenFlushed(code: number, streams: readonly FlushableStream[], exit: (code: number) => void): void {
-  const open = streams.filter((stream) => !stream.writableEnded && !stream.destroyed);
-  let pending = open.length;
+  const queued = streams.filter((stream) => stream.writableLength > 0 && !stream.writableEnded && !stream.destroyed);
+  let pending = queued.length;
   if (pending === 0) {
     exit(code);
     return;
   }
-  const flushed = (): void => {
-    pending -= 1;
-    if (pending === 0) exit(code);
+  const flushedOnce = (): (() => void) => {
+    let called = false;
+    return () => {
+      if (called) return;
+      called = true;
+      pending -= 1;
+      if (pending === 0) exit(code);
+    };
   };
-  // An empty write completes after every write queued before it: writes on a stream complete in order.
-  for (const stream of open) stream.write("", flushed);
+  for (const stream of queued) {
+    const flushed = flushedOnce();
+    stream.once("error", flushed);
+    // An empty write completes after every write queued before it: writes on a stream complete in order.
+    stream.write("", flushed);
+  }
 }

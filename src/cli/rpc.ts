@@ -57,6 +57,8 @@ async function listenForOneClient(path: string, signal: AbortSignal, version: st
   listener.close();
   rmSync(path, { force: true });
   if (socket === null) return 0;
+  // A client that went away ends the lines, which ends serving; its socket's error is not ours to crash on.
+  socket.on("error", () => undefined);
 
   // Stopping ends the connection, which ends the lines, which cancels what is in flight (as stdin's end does).
   signal.addEventListener("abort", () => socket.end(), { once: true });
@@ -77,9 +79,11 @@ async function listenForOneClient(path: string, signal: AbortSignal, version: st
   // the engine read process.env) and its stderr, which travels on the socket.
   for (const name of Object.keys(process.env)) delete process.env[name];
   Object.assign(process.env, launch.env);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
+  process.stderr.write = ((chunk: string | Uint8Array, encodingOrDone?: unknown, maybeDone?: unknown) => {
+    const done = [encodingOrDone, maybeDone].find((f): f is (err?: Error | null) => void => typeof f === "function");
     const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-    socket.write(`${JSON.stringify({ stderr: text } satisfies RpcStderrMessage)}\n`);
+    if (!socket.writable) done?.(); // the client is gone: nobody is left to read it
+    else socket.write(`${JSON.stringify({ stderr: text } satisfies RpcStderrMessage)}\n`, done);
     return true;
   }) as typeof process.stderr.write;
   const engine = createEngine(cmd, launch.env);

@@ -37,6 +37,34 @@ def _mapped(stream, convert):
         stream.close()
 
 
+MAX_CONTEXT_ENV = "KCE_MAX_CONTEXT_BYTES"
+
+
+def _context_bytes(path):
+    """Bytes of a context: a tar file's size, or the files under a directory (symlinks not followed)."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _check_context_size(path):
+    """Refuses (BuildError) a context over $KCE_MAX_CONTEXT_BYTES, set by the build service's runner: nothing
+    is sent and no builder is started for a repository the service would not build."""
+    limit = os.environ.get(MAX_CONTEXT_ENV, "")
+    if not limit.isdigit():
+        return
+    size = _context_bytes(path)
+    if size > int(limit):
+        raise BuildError(f"the build context is {size} bytes, larger than the limit of {limit} bytes ({MAX_CONTEXT_ENV})")
+
+
 class KubernetesEngine(ContainerEngine):
     """Builds in Kaniko/BuildKit pods into the cluster's registry; runs containers as pods."""
 
@@ -128,6 +156,7 @@ class KubernetesEngine(ContainerEngine):
         else:
             params["path"] = os.path.abspath(path or ".")
         try:
+            _check_context_size(context_file or params["path"])
             yield from self._rpc().stream("build", params, BuildError, self._progress)
         except (BuildError, KceProtocolError) as e:
             self.log.error(f"{e}\n")  # repo2docker prints a BuildError only with --debug

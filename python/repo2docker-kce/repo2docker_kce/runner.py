@@ -71,6 +71,7 @@ EXIT_TOO_LARGE = 3
 EXIT_STOPPED = 143
 
 MIB = 1024 * 1024
+MAX_CONTEXT_ENV = "KCE_MAX_CONTEXT_BYTES"  # read by the adapter (repo2docker_kce.KubernetesEngine.build)
 SIZE_INTERVAL = 0.5  # s between two measurements of the checkout
 KILL_AFTER_LIMIT = 10.0  # s from SIGTERM to SIGKILL when the repository is too large
 KILL_AFTER_STOP = 20.0  # s from SIGTERM to SIGKILL when the runner is stopped
@@ -361,6 +362,10 @@ class Build:
         self.install_signal_handlers()
         env = git_environment(os.environ, options.resolve)
         env["PYTHONUNBUFFERED"] = "1"  # repo2docker's stdout lines as they come
+        if self.options.max_repo_bytes is not None:
+            # The checkout is measured every SIZE_INTERVAL; a fetch that ends between two measurements would reach
+            # the build: the adapter refuses a context over the limit before any builder is created.
+            env[MAX_CONTEXT_ENV] = str(self.options.max_repo_bytes)
         # A spare claimed right after it started may still be starting it: that is still sooner than a new one.
         if self.warm_engine is not None and self.warm_engine.ready(wait=WARM_ENGINE_WAIT):
             env["KCE_RPC_SOCKET"] = self.warm_engine.socket
@@ -462,8 +467,12 @@ class Build:
             self.final(f"The build runner was stopped ({signal_name(self.stop_signal)}).")
             reap_children(self.stopped_at + STOP_BUDGET)
             return EXIT_STOPPED
+        limit = self.options.max_repo_bytes
+        if code != 0 and self.too_large is None and limit is not None:
+            size = tree_bytes(checkout_dir(self.options))  # refused by the adapter before the next measurement
+            if size > limit:
+                self.too_large = size
         if self.too_large is not None:
-            limit = self.options.max_repo_bytes
             self.final(
                 f"The repository is larger than the limit of {size_text(limit)} "
                 f"({size_text(self.too_large)} fetched); the build was stopped."

@@ -58,7 +58,7 @@ if plan.get("leftover"):
     if plan.get("leftover_pid"):
         write_json(plan["leftover_pid"], child.pid)
 if plan.get("record"):
-    env = {k: v for k, v in os.environ.items() if k.startswith("GIT_") or k in ("PYTHONUNBUFFERED", "KCE_RPC_SOCKET")}
+    env = {k: v for k, v in os.environ.items() if k.startswith("GIT_") or k in ("PYTHONUNBUFFERED", "KCE_RPC_SOCKET", "KCE_MAX_CONTEXT_BYTES")}
     write_json(plan["record"], {"argv": sys.argv, "env": env, "pid": os.getpid(), "pgid": os.getpgid(0),
                                 "sid": os.getsid(0), "checkout_existed": os.path.lexists(workdir)})
 if plan.get("connect"):
@@ -572,6 +572,16 @@ def test_a_repository_over_the_limit_is_killed_when_it_ignores_sigterm(tmp_path)
     assert done.returncode == 3, done.stderr.decode()
     assert "larger than the limit of 500000 bytes" in events(done.stdout)[-1]["message"]
     assert pid_gone(read_json(record)["pid"])
+
+
+def test_a_fetch_over_the_limit_that_ends_between_two_measurements_is_still_reported_as_too_large(tmp_path):
+    # repo2docker's adapter refused the context (KCE_MAX_CONTEXT_BYTES) before the runner measured the checkout.
+    record = tmp_path / "record.json"
+    plan = {"record": str(record), "fill": 2 * 1024 * 1024, "exit": 1}
+    done = run_runner(tmp_path, plan, "--max-repo-bytes", str(1024 * 1024), constants={"SIZE_INTERVAL": 60.0})
+    assert done.returncode == 3, done.stderr.decode()
+    assert read_json(record)["env"]["KCE_MAX_CONTEXT_BYTES"] == str(1024 * 1024)
+    assert "The repository is larger than the limit of 1 MiB" in events(done.stdout)[-1]["message"]
 
 
 def test_a_repository_under_the_limit_builds(tmp_path):
