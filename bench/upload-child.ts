@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     container: pod,
     command: JSON.parse(commandJson) as string[],
     source: sent.stream,
+    releaseChunk: sent.release,
   });
   const summary = await sent.done;
   const ended = performance.now();

@@ -13,6 +13,7 @@
 import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { constants as zlibConstants, createDeflateRaw, type DeflateRaw } from "node:zlib";
 import type { ContextCompression } from "../config.js";
+import type { BlockPool } from "./block-pool.js";
 
 export { parseContextCompression, type ContextCompression } from "../config.js";
 
@@ -103,39 +104,107 @@ export function linkIsSlow(window: LinkWindow, policy: AutoCompressionPolicy = A
 /** zlib's output buffer: fewer, larger chunks (and stdin frames) than the 16 KiB default. */
 const GZIP_CHUNK_BYTES = 64 * 1024;
 
+/** Largest payload of one stored deflate block (its LEN field has 16 bits). */
+const STORED_PAYLOAD_BYTES = 0xffff;
+/** A whole stored block: 5 header bytes (BFINAL=0, BTYPE=00, byte-aligned LEN and NLEN), then the payload. */
+export const STORED_BLOCK_BYTES = 5 + STORED_PAYLOAD_BYTES;
+/** The last, empty stored block (BFINAL=1, BTYPE=00, LEN 0, NLEN 0xffff). */
+const FINAL_STORED_BLOCK = Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]);
+
+/** Buffers a {@link Deflater} reuses: the blocks it builds stored blocks in, and its input once used. */
+export interface DeflaterBuffers {
+  /** Blocks of {@link STORED_BLOCK_BYTES}; each block pushed is lent once (its reader releases it). */
+  stored: BlockPool;
+  /** Called with each input chunk once it was copied or compressed: nothing here reads it again. */
+  consumed(chunk: Buffer): void;
+}
+
 /**
- * Raw deflate whose level can change between chunks. zlib applies a new level only while idle: a `params()`
- * issued with writes in flight is silently ignored (Node 20), so this stage hands zlib one chunk at a time and
- * changes the level between two.
+ * Raw deflate whose level can change between chunks. Level 0 ("auto" starts there) builds stored blocks
+ * itself (a copy, no zlib); the first higher level starts zlib, which continues the same deflate stream
+ * (stored blocks end on a byte boundary and none is final). zlib applies a new level only while idle: a
+ * `params()` issued with writes in flight is silently ignored (Node 20), so this stage hands zlib one chunk
+ * at a time and changes the level between two.
  */
 export class Deflater extends Transform {
-  private readonly zlib: DeflateRaw;
+  private zlib: DeflateRaw | null = null;
   private wanted: number;
-  constructor(public level: number) {
+  /** The stored block being filled, and how many payload bytes it has. */
+  private block: Buffer | null = null;
+  private used = 0;
+  constructor(
+    public level: number,
+    private readonly buffers?: DeflaterBuffers,
+  ) {
     super();
     this.wanted = level;
-    this.zlib = createDeflateRaw({ level, chunkSize: GZIP_CHUNK_BYTES });
-    this.zlib.on("data", (chunk: Buffer) => this.push(chunk));
-    this.zlib.on("error", (err) => this.destroy(err));
+    if (level > 0) this.startZlib(level);
   }
   /** Takes effect before the next chunk. */
   setLevel(level: number): void {
     this.wanted = level;
   }
+  private startZlib(level: number): DeflateRaw {
+    this.pushStored(); // what was stored so far goes first; zlib's blocks follow it
+    const zlib = createDeflateRaw({ level, chunkSize: GZIP_CHUNK_BYTES });
+    zlib.on("data", (chunk: Buffer) => this.push(chunk));
+    zlib.on("error", (err) => this.destroy(err));
+    this.zlib = zlib;
+    this.level = level;
+    return zlib;
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.zlib === null && this.wanted === 0) {
+      this.store(chunk);
+      this.buffers?.consumed(chunk);
+      cb();
+      return;
+    }
+    const zlib = this.zlib ?? this.startZlib(this.wanted);
     const write = (): void => {
-      this.zlib.write(chunk, (err) => cb(err ?? null));
+      zlib.write(chunk, (err) => {
+        if (!err) this.buffers?.consumed(chunk); // zlib has read all of it
+        cb(err ?? null);
+      });
     };
     if (this.wanted === this.level) return write();
     this.level = this.wanted;
-    this.zlib.params(this.level, zlibConstants.Z_DEFAULT_STRATEGY, write);
+    zlib.params(this.level, zlibConstants.Z_DEFAULT_STRATEGY, write);
+  }
+  /** Copies `chunk` into stored blocks, pushing each one that is full. */
+  private store(chunk: Buffer): void {
+    for (let off = 0; off < chunk.length; ) {
+      this.block ??= this.buffers?.stored.take() ?? Buffer.allocUnsafe(STORED_BLOCK_BYTES);
+      const n = chunk.copy(this.block, 5 + this.used, off, off + Math.min(STORED_PAYLOAD_BYTES - this.used, chunk.length - off));
+      this.used += n;
+      off += n;
+      if (this.used === STORED_PAYLOAD_BYTES) this.pushStored();
+    }
+  }
+  /** Pushes the stored block being filled (if it has any payload), not final. */
+  private pushStored(): void {
+    const block = this.block;
+    if (block === null || this.used === 0) return;
+    block[0] = 0x00;
+    block.writeUInt16LE(this.used, 1);
+    block.writeUInt16LE(~this.used & 0xffff, 3);
+    this.buffers?.stored.lend(block, 1);
+    this.push(block.subarray(0, 5 + this.used));
+    this.block = null;
+    this.used = 0;
   }
   override _flush(cb: TransformCallback): void {
-    this.zlib.once("end", () => cb());
-    this.zlib.end();
+    const zlib = this.zlib;
+    if (zlib === null) {
+      this.pushStored();
+      cb(null, Buffer.from(FINAL_STORED_BLOCK));
+      return;
+    }
+    zlib.once("end", () => cb());
+    zlib.end();
   }
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.zlib.destroy();
+    this.zlib?.destroy();
     cb(err);
   }
 }
@@ -156,7 +225,9 @@ export class GzipFraming extends Transform {
     private readonly uncompressed: () => { crc: number; bytes: number },
     private readonly report: (gzipBytes: number) => void,
   ) {
-    super();
+    // Chunks leave one by one as they came (a byte-mode reader joins what is buffered into a new buffer),
+    // so the reader can hand each back to the pool it came from.
+    super({ readableObjectMode: true, readableHighWaterMark: 8 });
   }
   private start(): void {
     if (this.started) return;

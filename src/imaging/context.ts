@@ -13,7 +13,8 @@ import { Readable, Transform, Writable, pipeline, type TransformCallback } from 
 import { crc32 } from "node:zlib";
 import { ContainerEngineError, InvalidInputError } from "../errors.js";
 import { validateDockerfilePath } from "./build-options.js";
-import { AUTO_COMPRESSION, Deflater, GzipFraming, watchLink, type AutoCompressionPolicy, type ContextCompression } from "./context-compression.js";
+import { BlockPool } from "./block-pool.js";
+import { AUTO_COMPRESSION, Deflater, STORED_BLOCK_BYTES, GzipFraming, watchLink, type AutoCompressionPolicy, type ContextCompression } from "./context-compression.js";
 import { listDirectory } from "./context-dir.js";
 import { readTarStream } from "./context-tar.js";
 import { TAR_BLOCK_BYTES, tarBlocks, tarSize, type ContextEntry } from "./tar-format.js";
@@ -78,6 +79,12 @@ export interface ContextStream {
    * Never an unhandled rejection: the promise is observed internally.
    */
   readonly done: Promise<ContextSummary>;
+  /**
+   * Optional: hands a chunk read from `stream` back once nothing references it any more (it was copied or
+   * written): its memory is reused for later chunks instead of being left to the garbage collector. Never
+   * call it for a chunk still in use.
+   */
+  release(chunk: Uint8Array): void;
 }
 
 /** A prepared, validated build context. Stream it as often as needed; dispose of it when done. */
@@ -132,9 +139,9 @@ class PreparedContext implements BuildContext {
     this.tarBytes = tarSize(entries);
   }
 
-  private source(): Readable {
+  private source(pool?: BlockPool): Readable {
     if (this.disposed) throw new InvalidInputError("the build context was disposed of");
-    return Readable.from(tarBlocks(this.entries), { objectMode: false, highWaterMark: TAR_BLOCK_BYTES });
+    return Readable.from(tarBlocks(this.entries, TAR_BLOCK_BYTES, pool), { objectMode: false, highWaterMark: TAR_BLOCK_BYTES });
   }
 
   open(options: OpenOptions = {}): ContextStream {
@@ -146,8 +153,11 @@ class PreparedContext implements BuildContext {
       onProgress?.({ tarBytes: tar.bytes, gzipBytes, totalTarBytes: this.tarBytes, compressionLevel: level }),
     );
     // Failures of any stage destroy every stage with that error; `done` reads it from the last one.
-    const deflate = new Deflater(level);
-    const stream = pipeline(this.source(), tar, deflate, gz, () => undefined);
+    // Tar blocks are reused once deflated; stored blocks once the reader releases them.
+    const tarBlocks = new BlockPool(TAR_BLOCK_BYTES);
+    const storedBlocks = new BlockPool(STORED_BLOCK_BYTES);
+    const deflate = new Deflater(level, { stored: storedBlocks, consumed: (chunk) => tarBlocks.recycle(chunk.buffer) });
+    const stream = pipeline(this.source(tarBlocks), tar, deflate, gz, () => undefined);
     const stopWatching =
       compression === "auto"
         ? watchLink(stream, { gzipBytes: () => gz.bytes, tarBytes: () => tar.bytes }, { ...AUTO_COMPRESSION, ...options.autoPolicy }, (next) => {
@@ -170,7 +180,7 @@ class PreparedContext implements BuildContext {
       });
     });
     done.catch(() => undefined); // observed: the caller may only read `stream`
-    return { stream, done };
+    return { stream, done, release: (chunk) => storedBlocks.release(chunk) };
   }
 
   digest(): Promise<ContextDigest> {

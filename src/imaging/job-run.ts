@@ -119,7 +119,7 @@ export class JobRunner {
       compression: this.deps.config.contextCompression,
       onProgress: (p: ContextProgress) => progress({ kind: "context", ...p }),
     });
-    return this.deps.api.attachStdin({ pod, container: BUILDER_CONTAINER, source: sent.stream, signal }).then(
+    return this.deps.api.attachStdin({ pod, container: BUILDER_CONTAINER, source: sent.stream, releaseChunk: sent.release, signal }).then(
       () => null,
       (err: unknown) => {
         sent.stream.destroy();

@@ -6,6 +6,7 @@
  */
 import { closeSync, openSync, readSync } from "node:fs";
 import { InvalidInputError } from "../errors.js";
+import type { BlockPool } from "./block-pool.js";
 
 /** One normalized entry of a build context. */
 export interface ContextEntry {
@@ -133,8 +134,11 @@ class BlockFiller {
   block: Buffer;
   used = 0;
   ready: Buffer[] = [];
-  constructor(private readonly size: number) {
-    this.block = Buffer.allocUnsafe(size);
+  constructor(
+    private readonly size: number,
+    private readonly newBlock: () => Buffer = () => Buffer.allocUnsafe(size),
+  ) {
+    this.block = newBlock();
   }
   /** Room left in the current block. */
   get room(): number {
@@ -145,7 +149,7 @@ class BlockFiller {
     this.used += n;
     if (this.used === this.size) {
       this.ready.push(this.block);
-      this.block = Buffer.allocUnsafe(this.size);
+      this.block = this.newBlock();
       this.used = 0;
     }
   }
@@ -182,10 +186,12 @@ export const TAR_BLOCK_BYTES = 256 * 1024;
  * content is read with synchronous reads straight into the block: through the thread pool, each small file
  * costs an open, a read and a close round trip, which made reading 50k files ten times slower than the reads
  * themselves (bench P2). The generator is pulled by the consumer, so memory does not grow with the context,
- * and each step reads at most one block, so the event loop is never held for long.
+ * and each step reads at most one block, so the event loop is never held for long. With a `pool`, blocks are
+ * taken from it (and go back to it once their reader released them).
  */
-export function* tarBlocks(entries: readonly ContextEntry[], blockBytes = TAR_BLOCK_BYTES): Generator<Buffer> {
-  const out = new BlockFiller(blockBytes);
+export function* tarBlocks(entries: readonly ContextEntry[], blockBytes = TAR_BLOCK_BYTES, pool?: BlockPool): Generator<Buffer> {
+  if (pool && pool.blockBytes !== blockBytes) throw new Error(`tarBlocks: the pool's blocks are ${pool.blockBytes} bytes, not ${blockBytes}`);
+  const out = new BlockFiller(blockBytes, pool ? () => pool.take() : undefined);
   const descriptors = new DescriptorCache();
   try {
     for (const entry of entries) {

@@ -25,6 +25,11 @@ export interface StdinTarget extends KeepAliveOptions {
   signal?: AbortSignal;
   /** Bytes in flight before reading pauses (default 4 MiB). */
   highWaterMark?: number;
+  /**
+   * Called with each chunk of the source once it was copied into the socket's frames: the source may reuse
+   * its memory (a build context's `release`).
+   */
+  releaseChunk?: (chunk: Buffer) => void;
 }
 
 /** What a stdin transfer did. */
@@ -96,7 +101,7 @@ function podPath(client: KubeClient, t: StdinTarget, sub: string): string {
 async function pump(
   session: ChannelSession,
   source: AsyncIterable<Uint8Array>,
-  onProgress?: (n: number) => void,
+  options: Pick<StdinTarget, "onProgress" | "releaseChunk">,
   progress: { sent: number; exhausted: boolean } = { sent: 0, exhausted: false },
 ): Promise<number> {
   let sent = 0;
@@ -104,12 +109,13 @@ async function pump(
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let off = 0; off < buf.length; off += MAX_FRAME) {
       const piece = buf.subarray(off, Math.min(buf.length, off + MAX_FRAME));
-      session.sendOnChannel(STDIN, piece);
+      session.sendOnChannel(STDIN, piece); // copies
       sent += piece.length;
       progress.sent = sent;
       await session.belowHighWater();
     }
-    onProgress?.(sent);
+    options.releaseChunk?.(buf);
+    options.onProgress?.(sent);
   }
   progress.exhausted = true;
   await session.flushed();
@@ -150,7 +156,7 @@ export async function attachStdin(client: KubeClient, options: AttachOptions): P
   try {
     const progress = { sent: 0, exhausted: false };
     try {
-      await pump(session, options.source, options.onProgress, progress);
+      await pump(session, options.source, options, progress);
       if (supportsHalfClose(session.protocol)) {
         session.send(closeFrame(STDIN));
         await session.flushed();
@@ -205,7 +211,7 @@ export async function execInPod(client: KubeClient, options: ExecOptions): Promi
   let bytesSent = 0;
   try {
     if (options.source) {
-      bytesSent = await pump(session, options.source, options.onProgress);
+      bytesSent = await pump(session, options.source, options);
       if (supportsHalfClose(session.protocol)) session.send(closeFrame(STDIN));
       else session.close();
     }

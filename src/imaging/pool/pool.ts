@@ -320,6 +320,7 @@ export class BuildkitPool {
         container: POOL_CONTAINER,
         command: ["sh", "-c", BUILD_SCRIPT, "kce", build.buildId, ...build.buildctlArgs],
         source: stream.stream,
+        releaseChunk: stream.release,
         signal: abort.signal,
         maxOutputBytes: 64 * 1024,
         onOutput: (channel, data) => {

@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, inflateRawSync } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createBuildContext, type BuildContext, type OpenOptions } from "../../../src/imaging/context.js";
-import { AUTO_COMPRESSION, linkIsSlow, nextAutoPhase, parseContextCompression } from "../../../src/imaging/context-compression.js";
+import { AUTO_COMPRESSION, Deflater, linkIsSlow, nextAutoPhase, parseContextCompression, STORED_BLOCK_BYTES } from "../../../src/imaging/context-compression.js";
 import { InvalidInputError } from "../../../src/errors.js";
 
 const MiB = 1024 * 1024;
@@ -142,5 +142,43 @@ describe("context stream compression", () => {
     const slow = await consume({ autoPolicy: slowLink }, 20);
     expect(slow.summary.compressionLevel).toBe(0);
     expect(gunzipSync(slow.gz).length).toBe(slow.summary.tarBytes);
+  });
+});
+
+describe("Deflater", () => {
+  /** Feeds `chunks` (calling `between(i)` before chunk i) and returns the output chunks. */
+  async function deflate(level: number, chunks: Buffer[], between: (d: Deflater, i: number) => void = () => undefined): Promise<Buffer[]> {
+    const d = new Deflater(level);
+    const out: Buffer[] = [];
+    d.on("data", (c: Buffer) => out.push(c));
+    const ended = new Promise((r) => d.on("end", r));
+    for (const [i, chunk] of chunks.entries()) {
+      between(d, i);
+      await new Promise<void>((r) => d.write(chunk, () => r()));
+    }
+    d.end();
+    await ended;
+    return out;
+  }
+  const input = [randomBytes(300_000), Buffer.alloc(0), randomBytes(1), Buffer.alloc(200_000, 7), randomBytes(70_000)];
+
+  it("level 0: stored blocks of at most 64 KiB across chunk boundaries, then a final empty one", async () => {
+    const out = await deflate(0, input);
+    expect(inflateRawSync(Buffer.concat(out))).toEqual(Buffer.concat(input));
+    expect(out.every((c) => c.length <= STORED_BLOCK_BYTES)).toBe(true);
+    expect(out.slice(0, -2).every((c) => c.length === STORED_BLOCK_BYTES)).toBe(true); // full until the end
+    expect(out.at(-1)).toEqual(Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]));
+  });
+
+  it("a level raised mid-stream hands the rest to zlib: one valid deflate stream, and smaller", async () => {
+    const out = await deflate(0, input, (d, i) => i === 3 && d.setLevel(6));
+    const all = Buffer.concat(out);
+    expect(inflateRawSync(all)).toEqual(Buffer.concat(input));
+    expect(all.length).toBeLessThan(Buffer.concat(input).length - 150_000); // the 200 000 sevens compressed
+  });
+
+  it("starts compressed and may go back to level 0 inside zlib", async () => {
+    const out = await deflate(1, input, (d, i) => i === 2 && d.setLevel(0));
+    expect(inflateRawSync(Buffer.concat(out))).toEqual(Buffer.concat(input));
   });
 });

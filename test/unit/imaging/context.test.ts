@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -133,6 +133,34 @@ describe("directory contexts", () => {
     expect(byName.get("link")).toMatchObject({ type: "symlink", linkname: "real", mode: 0o777 });
     expect(byName.get("abs")).toMatchObject({ type: "symlink", linkname: "/etc/passwd" });
     expect([...byName.keys()].some((n) => n.startsWith("link/"))).toBe(false);
+  });
+
+  it("a reader that releases what it read gets the memory back: a few blocks carry the whole stream, intact", async () => {
+    await files(dir, { Dockerfile: "FROM x\n" });
+    await writeFile(join(dir, "random.bin"), randomBytes(6 * 1024 * 1024 + 7));
+    const ctx = await createBuildContext({ path: dir });
+    const read = async (release: boolean) => {
+      const sent = ctx.open({ compression: 0 });
+      const copies: Buffer[] = [];
+      const blocks = new Set<ArrayBufferLike>();
+      for await (const chunk of sent.stream) {
+        copies.push(Buffer.from(chunk as Buffer)); // what a pump does: copy, then hand back
+        blocks.add((chunk as Buffer).buffer);
+        if (release) sent.release(chunk as Buffer);
+      }
+      await sent.done;
+      return { gz: Buffer.concat(copies), chunks: copies.length, blocks: blocks.size };
+    };
+    const released = await read(true);
+    const kept = await read(false);
+    const digest = await ctx.digest();
+    for (const r of [released, kept]) {
+      expect(`sha256:${createHash("sha256").update(gunzipSync(r.gz)).digest("hex")}`).toBe(digest.sha256);
+    }
+    expect(released.chunks).toBeGreaterThan(90);
+    // The blocks buffered between the stages (≈ 10) and the gzip header, trailer and final block.
+    expect(released.blocks).toBeLessThanOrEqual(16);
+    expect(kept.blocks).toBeGreaterThan(90);
   });
 
   it("reports progress up to the exact total", async () => {

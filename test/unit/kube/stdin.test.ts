@@ -99,6 +99,37 @@ describe("execInPod / attachStdin over a fake channel endpoint", () => {
     expect(fake.urls[0]!.pathname).toBe("/api/v1/namespaces/ns/pods/p/exec");
   });
 
+  it("hands each chunk back (releaseChunk) only after every byte of it was copied into frames", async () => {
+    // The pod counts the bytes and the 0xff bytes it got: a chunk released before it was copied would arrive
+    // overwritten.
+    fake = await startFake(["v5.channel.k8s.io"], (ws) => {
+      let bytes = 0;
+      let overwritten = 0;
+      ws.on("message", (data: Buffer) => {
+        if (data[0] === 0) {
+          bytes += data.length - 1;
+          for (let i = 1; i < data.length; i++) if (data[i] === 0xff) overwritten += 1;
+        } else if (data[0] === 255 && data[1] === 0) {
+          ws.send(Buffer.concat([Buffer.from([1]), Buffer.from(`${bytes} ${overwritten}\n`)]));
+          ws.send(Buffer.concat([Buffer.from([3]), Buffer.from('{"metadata":{},"status":"Success"}')]));
+          ws.close(1000);
+        }
+      });
+    });
+    const chunks = [Buffer.alloc(300_000, 1), Buffer.alloc(5, 2), Buffer.alloc(131_072, 3)];
+    const released: Buffer[] = [];
+    const r = await execInPod(fake.client, {
+      pod: "p", container: "c", command: ["wc", "-c"], source: Readable.from(chunks),
+      releaseChunk: (chunk) => {
+        released.push(chunk);
+        chunk.fill(0xff); // a reused block is overwritten at once: the bytes sent must not change
+      },
+    });
+    expect(released).toEqual(chunks.map((c) => expect.objectContaining({ length: c.length })));
+    expect(released.every((c, i) => c === chunks[i])).toBe(true);
+    expect(r.stdout.toString()).toBe(`${300_000 + 5 + 131_072} 0\n`);
+  });
+
   it("a v5 session that ends without an exit status is a KubernetesApiError, not exit code null", async () => {
     fake = await startFake(["v5.channel.k8s.io"], (ws) => setTimeout(() => ws.close(1000), 20));
     await expect(execInPod(fake.client, { pod: "p", container: "c", command: ["true"] })).rejects.toThrow(

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import { BlockPool } from "../../../src/imaging/block-pool.js";
+
+describe("BlockPool", () => {
+  it("hands a block out again only after every view lent of it came back", () => {
+    const pool = new BlockPool(1024);
+    const block = pool.take();
+    pool.lend(block, 2);
+    pool.release(block.subarray(0, 10));
+    expect(pool.take().buffer).not.toBe(block.buffer); // one view is still out
+    pool.release(block.subarray(10, 20));
+    expect(pool.take().buffer).toBe(block.buffer);
+    expect(pool.allocated).toBe(2);
+  });
+
+  it("recycle takes back a block nobody was lent; not one still lent", () => {
+    const pool = new BlockPool(512);
+    const lent = pool.take();
+    pool.lend(lent, 1);
+    pool.recycle(lent.buffer);
+    const free = pool.take();
+    pool.recycle(free.buffer);
+    expect(pool.take().buffer).toBe(free.buffer);
+    expect(pool.take().buffer).not.toBe(lent.buffer);
+  });
+
+  it("ignores buffers it did not issue, and releases of what was not lent", () => {
+    const pool = new BlockPool(256);
+    const foreign = Buffer.allocUnsafeSlow(256);
+    pool.lend(foreign, 1);
+    pool.release(foreign);
+    pool.recycle(foreign.buffer);
+    const block = pool.take();
+    expect(block.buffer).not.toBe(foreign.buffer);
+    pool.release(block); // never lent: stays out of the pool (it may still be in use)
+    expect(pool.take().buffer).not.toBe(block.buffer);
+  });
+
+  it("keeps at most maxSpare blocks", () => {
+    const pool = new BlockPool(128, 2);
+    const blocks = [pool.take(), pool.take(), pool.take()];
+    for (const b of blocks) pool.recycle(b.buffer);
+    pool.take();
+    pool.take();
+    expect(pool.allocated).toBe(3);
+    pool.take();
+    expect(pool.allocated).toBe(4);
+  });
+});
