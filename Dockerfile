@@ -16,7 +16,7 @@ RUN python3 -m venv --without-pip /opt/repo2docker \
  && /opt/repo2docker/bin/python "$1/pip" install -q --no-index --no-cache-dir \
       --disable-pip-version-check --find-links /tmp/wheels jupyter-repo2docker repo2docker-kce \
  && rm -rf /tmp/wheels \
- && printf '#!/bin/sh\nexec node /app/dist/cli/main.js "$@"\n' > /usr/local/bin/kce \
+ && printf '#!/bin/sh\nexec node --max-semi-space-size=2 /app/dist/cli/main.js "$@"\n' > /usr/local/bin/kce \
  && chmod 755 /usr/local/bin/kce \
  && groupadd -g 1000 kce \
  && useradd -l -u 1000 -g 1000 -d /home/kce -m -s /bin/bash kce

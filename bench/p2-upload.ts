@@ -3,7 +3,8 @@
  *  - `tar c -C <dir> . | kubectl exec -i <pod> -- …`: the fair baseline, the same bytes as the engine's (its
  *    "auto" compression sends gzip's stored blocks), and `tar cz` (gzip 6, the usual recipe) for reference;
  *  - the engine: its context packer (deterministic tar, compression "auto", backpressure) into `execInPod`, in a
- *    child process (upload-child.ts) whose peak RSS (VmHWM) is its own;
+ *    child process (upload-child.ts) whose peak RSS (VmHWM) is its own, started with the Node.js flags `kce`
+ *    runs with (its shebang's), and once without them (the engine as a library in a default process);
  * each into two pod-side commands: `tar xz` + count the files (what a builder does), and `wc -c` (no
  * unpacking: what the client and the API server → kubelet path alone allow).
  * Throughput = the files' bytes / wall time of the whole command (process start included for all).
@@ -14,6 +15,7 @@ import { KubernetesEngine } from "../src/index.js";
 import type { Bench } from "./context.js";
 import { bash, BUILD, kubectl, kubectlPath, makeTree, MiB, OUT, q, round, run, stats, type Tree } from "./lib.js";
 import { compare, type Row } from "./report.js";
+import { KCE_NODE_FLAGS } from "../test/e2e/support/node-flags.js";
 
 const POD = "bench-sink";
 const DIR = "/tmp/upload";
@@ -45,10 +47,17 @@ async function clean(b: Bench): Promise<void> {
 }
 
 /** The engine's upload in a child process: wall seconds and what it reported. */
-async function engineUpload(b: Bench, tree: Tree, sink: Sink = "unpack", compression = "auto"): Promise<{ seconds: number; report: ChildReport }> {
+async function engineUpload(
+  b: Bench,
+  tree: Tree,
+  sink: Sink = "unpack",
+  compression = "auto",
+  nodeFlags: readonly string[] = KCE_NODE_FLAGS,
+): Promise<{ seconds: number; report: ChildReport }> {
   const command = sink === "unpack" ? UNPACK : COUNT;
   const env = { ...process.env, KCE_CONTEXT_COMPRESSION: compression };
-  const r = await run("node", [join(BUILD, "bench", "upload-child.js"), b.namespace, POD, tree.dir, JSON.stringify(["sh", "-c", command])], { env });
+  const child = [...nodeFlags, join(BUILD, "bench", "upload-child.js"), b.namespace, POD, tree.dir, JSON.stringify(["sh", "-c", command])];
+  const r = await run("node", child, { env });
   if (r.code !== 0) throw new Error(`upload-child exited ${r.code}: ${r.stderr.slice(-2000)}`);
   const report = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as ChildReport;
   if (report.exitCode !== 0) throw new Error(`the pod's tar exited ${report.exitCode}: ${report.stderr}`);
@@ -182,7 +191,7 @@ export async function benchUpload(b: Bench): Promise<Row[]> {
     const base = measured.map((r) => r.baselineRssMiB ?? Number.NaN);
     const row: Row = {
       id: "P2",
-      name: `engine peak RSS (VmHWM), ${shape.bytes >= 1024 * MiB ? `${shape.bytes / 1024 / MiB} GiB` : `${shape.bytes / MiB} MiB`} / ${shape.files / 1000}k files`,
+      name: `engine peak RSS (VmHWM), ${shape.bytes >= 1024 * MiB ? `${shape.bytes / 1024 / MiB} GiB` : `${shape.bytes / MiB} MiB`} / ${shape.files / 1000}k files (node ${KCE_NODE_FLAGS.join(" ")}, as kce runs)`,
       unit: "MiB",
       stats: stats(hwm),
       goal: "≤ 150 MiB",
@@ -193,6 +202,15 @@ export async function benchUpload(b: Bench): Promise<Row[]> {
     rss.push({ bytes: tree.bytes, files: tree.files, hwmMiB: hwm, baselineRssMiB: base, transferSeconds: measured.map((r) => round(r.transferMs / 1000)) });
     b.log(`P2 RSS ${tree.bytes / MiB} MiB: peak ${hwm.map((h) => h.toFixed(0)).join(", ")} MiB (baseline ${base.map((x) => x.toFixed(0)).join(", ")})`);
   }
+  // The engine as a library in a process with V8's default flags (what `kce` passes is its own choice).
+  const plain = (await engineUpload(b, speedTree, "count", "auto", [])).report;
+  rows.push({
+    id: "P2",
+    name: `engine peak RSS (VmHWM), ${label}, node without kce's flags (a library in a default process)`,
+    unit: "MiB",
+    stats: stats([plain.hwmMiB ?? Number.NaN]),
+    note: `baseline ${(plain.baselineRssMiB ?? Number.NaN).toFixed(0)} MiB`,
+  });
   b.facts.p2rss = rss;
   await kubectl(["delete", "pod", POD, "-n", b.namespace, "--grace-period=0", "--force", "--wait=false"]).catch(() => undefined);
   return rows;

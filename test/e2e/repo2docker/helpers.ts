@@ -6,6 +6,7 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { KCE_NODE_FLAGS } from "../support/node-flags.js";
 
 const run = promisify(execFile);
 
@@ -53,7 +54,7 @@ export async function setupRepo2docker(): Promise<R2dEnvironment> {
   await run(python, ["-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ADAPTER], { timeout: 300_000 });
   const main = await ensureDist();
   const bin = mkdtempSync(join(tmpdir(), "kce-r2d-bin-"));
-  writeFileSync(join(bin, "kce"), `#!/bin/sh\nexec node ${JSON.stringify(main)} "$@"\n`, { mode: 0o755 });
+  writeFileSync(join(bin, "kce"), `#!/bin/sh\nexec node ${KCE_NODE_FLAGS.join(" ")} ${JSON.stringify(main)} "$@"\n`, { mode: 0o755 });
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${bin}:${join(venv, "bin")}:${process.env.PATH ?? ""}` };
   for (const name of ["KCE_REGISTRY", "KCE_REGISTRY_PUSH", "KCE_REGISTRY_INSECURE", "KCE_BIN", "CONTAINER_ENGINE_REGISTRY_CREDENTIALS"]) {
     delete env[name];
