@@ -22,6 +22,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const context = await createBuildContext({ path: dir });
   const listed = performance.now();
+  const afterListing = memoryOf("self");
   const compression = parseContextCompression(process.env.KCE_CONTEXT_COMPRESSION ?? "auto", "KCE_CONTEXT_COMPRESSION");
   const sent = context.open({ compression });
   const result = await execInPod(client, {
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
       listMs: listed - started,
       transferMs: ended - listed,
       baselineRssMiB: baseline?.rssMiB ?? null,
+      listedHwmMiB: afterListing?.hwmMiB ?? null,
       hwmMiB: peak?.hwmMiB ?? null,
     })}\n`,
   );
