@@ -1,9 +1,16 @@
 // The Node.js flags `kce` runs with: its shebang's (`#!/usr/bin/env -S node <flags>`), so tests and benchmarks
 // that start `node dist/cli/main.js` themselves run it as the installed command does.
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
-const MAIN = resolve(import.meta.dirname, "../../../src/cli/main.ts");
+/** src/cli/main.ts of the checkout this file is in (run from test/, or compiled under bench/out/build/). */
+function mainSource(): string {
+  for (let dir = import.meta.dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const main = join(dir, "src", "cli", "main.ts");
+    if (existsSync(main)) return main;
+  }
+  throw new Error(`src/cli/main.ts not found above ${import.meta.dirname}`);
+}
 
 /** Parses `#!/usr/bin/env -S node --a --b` → ["--a", "--b"]. */
 export function shebangNodeFlags(firstLine: string): string[] {
@@ -12,4 +19,4 @@ export function shebangNodeFlags(firstLine: string): string[] {
   return (match[1] ?? "").trim().split(/ +/).filter(Boolean);
 }
 
-export const KCE_NODE_FLAGS: readonly string[] = shebangNodeFlags(readFileSync(MAIN, "utf8").split("\n", 1)[0] ?? "");
+export const KCE_NODE_FLAGS: readonly string[] = shebangNodeFlags(readFileSync(mainSource(), "utf8").split("\n", 1)[0] ?? "");
