@@ -5,35 +5,47 @@
  * channel byte) hands each chunk back with `release`, and its block is filled again.
  */
 
+/** Lent blocks tracked at most: a reader that never releases lets the oldest go to the garbage collector. */
+const MAX_LOANS = 16;
+
 /** Blocks that are not in use, and the bookkeeping of the ones that are. */
 export class BlockPool {
   private readonly spare: ArrayBuffer[] = [];
-  /** Blocks of this pool (others are never taken back). */
-  private readonly issued = new WeakSet<ArrayBufferLike>();
-  /** Views of a block not yet released, by block (weak: a reader that never releases leaks nothing). */
-  private readonly loans = new WeakMap<ArrayBufferLike, number>();
+  /**
+   * Views of a lent block not yet released, by block, oldest first. Strong references, but few: weak ones
+   * (WeakMap) kept every block alive until a full collection, and a reader that never released saw its dead
+   * buffers double (unit test context-memory).
+   */
+  private readonly loans = new Map<ArrayBufferLike, number>();
   /** Blocks allocated so far (tests, diagnostics). */
   allocated = 0;
 
   constructor(
     readonly blockBytes: number,
-    private readonly maxSpare = 32,
+    private readonly maxSpare = 16,
   ) {}
 
   /** A block to fill: a released one, else a new one. */
   take(): Buffer {
     const reused = this.spare.pop();
     if (reused) return Buffer.from(reused, 0, this.blockBytes);
-    const block = Buffer.allocUnsafeSlow(this.blockBytes);
-    this.issued.add(block.buffer);
     this.allocated += 1;
-    return block;
+    return Buffer.allocUnsafeSlow(this.blockBytes);
+  }
+
+  /** A block of this pool's size (blocks are only ever handed out by {@link take}). */
+  private ours(block: ArrayBufferLike): block is ArrayBuffer {
+    return block instanceof ArrayBuffer && block.byteLength === this.blockBytes;
   }
 
   /** Records that `views` views of `chunk`'s block are handed on; each comes back through {@link release}. */
   lend(chunk: Uint8Array, views: number): void {
-    if (!this.issued.has(chunk.buffer) || views <= 0) return;
+    if (!this.ours(chunk.buffer) || views <= 0) return;
     this.loans.set(chunk.buffer, (this.loans.get(chunk.buffer) ?? 0) + views);
+    if (this.loans.size > MAX_LOANS) {
+      const oldest = this.loans.keys().next().value;
+      if (oldest !== undefined) this.loans.delete(oldest);
+    }
   }
 
   /**
@@ -54,8 +66,6 @@ export class BlockPool {
 
   /** Takes a block back that no view of is in use (e.g. zlib has consumed it). */
   recycle(block: ArrayBufferLike): void {
-    if (block instanceof ArrayBuffer && this.issued.has(block) && !this.loans.has(block) && this.spare.length < this.maxSpare) {
-      this.spare.push(block);
-    }
+    if (this.ours(block) && !this.loans.has(block) && this.spare.length < this.maxSpare) this.spare.push(block);
   }
 }

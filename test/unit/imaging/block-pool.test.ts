@@ -24,9 +24,9 @@ describe("BlockPool", () => {
     expect(pool.take().buffer).not.toBe(lent.buffer);
   });
 
-  it("ignores buffers it did not issue, and releases of what was not lent", () => {
+  it("ignores buffers of another size, and releases of what was not lent", () => {
     const pool = new BlockPool(256);
-    const foreign = Buffer.allocUnsafeSlow(256);
+    const foreign = Buffer.allocUnsafeSlow(512);
     pool.lend(foreign, 1);
     pool.release(foreign);
     pool.recycle(foreign.buffer);
@@ -34,6 +34,15 @@ describe("BlockPool", () => {
     expect(block.buffer).not.toBe(foreign.buffer);
     pool.release(block); // never lent: stays out of the pool (it may still be in use)
     expect(pool.take().buffer).not.toBe(block.buffer);
+  });
+
+  it("tracks at most 16 lent blocks: a reader that never releases leaves them to the garbage collector", () => {
+    const pool = new BlockPool(64);
+    const first = pool.take();
+    pool.lend(first, 1);
+    for (let i = 0; i < 16; i++) pool.lend(pool.take(), 1);
+    pool.release(first); // forgotten: not taken back
+    expect(pool.take().buffer).not.toBe(first.buffer);
   });
 
   it("keeps at most maxSpare blocks", () => {
