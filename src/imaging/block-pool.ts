@@ -12,11 +12,11 @@ const MAX_LOANS = 16;
 export class BlockPool {
   private readonly spare: ArrayBuffer[] = [];
   /**
-   * Views of a lent block not yet released, by block, oldest first. Strong references, but few: weak ones
-   * (WeakMap) kept every block alive until a full collection, and a reader that never released saw its dead
-   * buffers double (unit test context-memory).
+   * Blocks handed on and not yet released, oldest first. Strong references, but few: weak ones (a WeakMap)
+   * kept every block alive until a full collection, and a reader that never released saw its dead buffers
+   * double (unit test context-memory).
    */
-  private readonly loans = new Map<ArrayBufferLike, number>();
+  private readonly lent = new Set<ArrayBufferLike>();
   /** Blocks allocated so far (tests, diagnostics). */
   allocated = 0;
 
@@ -38,34 +38,26 @@ export class BlockPool {
     return block instanceof ArrayBuffer && block.byteLength === this.blockBytes;
   }
 
-  /** Records that `views` views of `chunk`'s block are handed on; each comes back through {@link release}. */
-  lend(chunk: Uint8Array, views: number): void {
-    if (!this.ours(chunk.buffer) || views <= 0) return;
-    this.loans.set(chunk.buffer, (this.loans.get(chunk.buffer) ?? 0) + views);
-    if (this.loans.size > MAX_LOANS) {
-      const oldest = this.loans.keys().next().value;
-      if (oldest !== undefined) this.loans.delete(oldest);
+  /** Records that `chunk`'s block is handed on; it comes back through {@link release}. */
+  lend(chunk: Uint8Array): void {
+    if (!this.ours(chunk.buffer)) return;
+    this.lent.add(chunk.buffer);
+    if (this.lent.size > MAX_LOANS) {
+      const oldest = this.lent.values().next().value;
+      if (oldest !== undefined) this.lent.delete(oldest);
     }
   }
 
   /**
-   * Takes back one view of a block (a chunk read from the stream, once nothing references it any more). The
-   * block is reused when its last view came back; chunks of other origin are ignored.
+   * Takes a lent block back (a chunk read from the stream, once nothing references it any more) and reuses it;
+   * chunks of other origin are ignored.
    */
   release(chunk: Uint8Array): void {
-    const block = chunk.buffer;
-    const left = this.loans.get(block);
-    if (left === undefined) return;
-    if (left > 1) {
-      this.loans.set(block, left - 1);
-      return;
-    }
-    this.loans.delete(block);
-    this.recycle(block);
+    if (this.lent.delete(chunk.buffer)) this.recycle(chunk.buffer);
   }
 
-  /** Takes a block back that no view of is in use (e.g. zlib has consumed it). */
+  /** Takes a block back that nothing uses any more (e.g. zlib has consumed it). */
   recycle(block: ArrayBufferLike): void {
-    if (this.ours(block) && !this.loans.has(block) && this.spare.length < this.maxSpare) this.spare.push(block);
+    if (this.ours(block) && !this.lent.has(block) && this.spare.length < this.maxSpare) this.spare.push(block);
   }
 }

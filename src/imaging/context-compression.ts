@@ -113,7 +113,7 @@ const FINAL_STORED_BLOCK = Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff]);
 
 /** Buffers a {@link Deflater} reuses: the blocks it builds stored blocks in, and its input once used. */
 export interface DeflaterBuffers {
-  /** Blocks of {@link STORED_BLOCK_BYTES}; each block pushed is lent once (its reader releases it). */
+  /** Blocks of {@link STORED_BLOCK_BYTES}; each block pushed is lent (its reader releases it). */
   stored: BlockPool;
   /** Called with each input chunk once it was copied or compressed: nothing here reads it again. */
   consumed(chunk: Buffer): void;
@@ -188,7 +188,7 @@ export class Deflater extends Transform {
     block[0] = 0x00;
     block.writeUInt16LE(this.used, 1);
     block.writeUInt16LE(~this.used & 0xffff, 3);
-    this.buffers?.stored.lend(block, 1);
+    this.buffers?.stored.lend(block);
     this.push(block.subarray(0, 5 + this.used));
     this.block = null;
     this.used = 0;

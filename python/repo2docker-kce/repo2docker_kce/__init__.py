@@ -15,6 +15,7 @@ from repo2docker.engine import BuildError, Container, ContainerEngine, Image, Im
 from traitlets import Bool, CaselessStrEnum, List, Unicode, default
 
 from ._rpc import KceProtocolError, RpcProcess
+from ._sizes import MAX_CONTEXT_ENV, tree_bytes
 
 __all__ = ["KubernetesEngine", "KubernetesContainer", "KceProtocolError"]
 __version__ = "0.1.0"
@@ -37,21 +38,9 @@ def _mapped(stream, convert):
         stream.close()
 
 
-MAX_CONTEXT_ENV = "KCE_MAX_CONTEXT_BYTES"
-
-
 def _context_bytes(path):
-    """Bytes of a context: a tar file's size, or the files under a directory (symlinks not followed)."""
-    if not os.path.isdir(path):
-        return os.path.getsize(path)
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                continue
-    return total
+    """Bytes of a context: a tar file's size, or the files under a directory."""
+    return tree_bytes(path) if os.path.isdir(path) else os.path.getsize(path)
 
 
 def _check_context_size(path):

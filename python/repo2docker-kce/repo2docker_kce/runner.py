@@ -65,13 +65,14 @@ import traceback
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
+from ._sizes import MAX_CONTEXT_ENV, tree_bytes
+
 EXIT_ERROR = 1
 EXIT_INVALID = 2
 EXIT_TOO_LARGE = 3
 EXIT_STOPPED = 143
 
 MIB = 1024 * 1024
-MAX_CONTEXT_ENV = "KCE_MAX_CONTEXT_BYTES"  # read by the adapter (repo2docker_kce.KubernetesEngine.build)
 SIZE_INTERVAL = 0.5  # s between two measurements of the checkout
 KILL_AFTER_LIMIT = 10.0  # s from SIGTERM to SIGKILL when the repository is too large
 KILL_AFTER_STOP = 20.0  # s from SIGTERM to SIGKILL when the runner is stopped
@@ -282,26 +283,6 @@ def repo2docker_argv(options: argparse.Namespace, config_file: str) -> List[str]
         *options.extra,
         options.repo,
     ]
-
-
-def tree_bytes(path: str) -> int:
-    """Bytes of the files under `path` (lstat sizes, symlinks not followed); files vanishing meanwhile are skipped."""
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        else:
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
-        except OSError:  # not there (yet, or any more), or not a directory
-            continue
-    return total
 
 
 def size_text(n: int) -> str:
