@@ -2,7 +2,7 @@
  * KEP-1755 "local-registry-hosting": a ConfigMap in `kube-public` through which a cluster publishes its local
  * registry. kind, minikube, k3d and our test cluster create it; reading it makes the engine zero-config there.
  */
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import type { RegistryOptions } from "./config.js";
 import { isConventionallyInsecure } from "./config.js";
 

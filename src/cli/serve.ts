@@ -3,17 +3,17 @@
  * stops taking builds and gives open streams `--grace` to finish; the builds themselves run on as Jobs.
  */
 import { existsSync, readFileSync } from "node:fs";
-import yaml from "js-yaml";
 import { resolveServiceConfig } from "../service/config.js";
 import { serve } from "../service/start.js";
 import { parseDuration, UsageError, type ParsedCommand } from "./args.js";
 import type { CommandContext } from "./commands.js";
+import { loadYamlDocument } from "./settings.js";
 
 function readServiceConfig(path: string | undefined): unknown {
   if (path === undefined) return {};
   if (!existsSync(path)) throw new UsageError(`service config ${path} does not exist`, "serve");
   try {
-    return yaml.load(readFileSync(path, "utf8"));
+    return loadYamlDocument(readFileSync(path, "utf8"));
   } catch (err) {
     throw new UsageError(`service config ${path} is not valid YAML: ${(err as Error).message}`, "serve");
   }

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubernetesEngine, type BuilderKind, type BuildkitMode, type ContextCompression, type KubernetesEngineOptions, type PoolOptions, type RegistryOptions } from "../index.js";
 import type { EngineFlags, GlobalFlags, ParsedCommand } from "./args.js";
@@ -29,6 +29,16 @@ export interface ConfigFile {
   nodeSelector?: Record<string, string>;
 }
 
+/**
+ * One YAML document, or undefined for a file that is empty or only comments (js-yaml's `load` throws on
+ * those since 5.0, but an empty config file means "no settings"). More than one document is an error.
+ */
+export function loadYamlDocument(text: string): unknown {
+  const documents = yaml.loadAll(text);
+  if (documents.length > 1) throw new Error(`expected one YAML document, found ${documents.length}`);
+  return documents[0];
+}
+
 /** Reads the config file; a missing default file is fine, a missing named one is a usage error. */
 export function readConfigFile(flags: GlobalFlags, env: Record<string, string | undefined>): ConfigFile {
   const named = flags.config ?? env.KCE_CONFIG;
@@ -39,7 +49,7 @@ export function readConfigFile(flags: GlobalFlags, env: Record<string, string | 
   }
   let parsed: unknown;
   try {
-    parsed = yaml.load(readFileSync(path, "utf8"));
+    parsed = loadYamlDocument(readFileSync(path, "utf8"));
   } catch (err) {
     throw new UsageError(`config file ${path} is not valid YAML: ${(err as Error).message}`, null);
   }

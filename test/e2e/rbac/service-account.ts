@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { kubectl } from "../support/kubectl.js";
 
 /** The repository's manifests/ directory. */

@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
-import yaml from "js-yaml";
+import * as yaml from "js-yaml";
 import { env, uniqueName } from "../support/cluster-env.js";
 import { kubectl } from "../support/kubectl.js";
 

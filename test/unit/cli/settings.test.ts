@@ -113,6 +113,7 @@ describe("readConfigFile", () => {
   it.each<[string, string, RegExp]>([
     ["invalid YAML", "namespace: [unclosed\n", /is not valid YAML: /],
     ["duplicate keys", "namespace: a\nnamespace: b\n", /is not valid YAML: /],
+    ["two documents", "namespace: a\n---\nnamespace: b\n", /is not valid YAML: expected one YAML document, found 2/],
     ["a list", "- namespace: a\n", /must be a mapping$/],
     ["a scalar", "just text\n", /must be a mapping$/],
     ["a number", "42\n", /must be a mapping$/],
