@@ -98,13 +98,22 @@ const GENERATED_END = "<!-- end of generated table -->";
 
 /**
  * `--record`: keeps the run's raw results in bench/results/<start>.json (committed) and puts its table, as
- * printed, between the markers of bench/RESULTS.md — so the quoted table is always a run's, verbatim.
+ * printed, between the markers of bench/RESULTS.md — so the quoted table is always a run's, verbatim. A run of
+ * some suites only (`--only`) keeps its raw results but leaves the table alone: the README quotes all of them.
  */
-function record(result: { startedAt: string; options: unknown; versions: unknown; machine: unknown; seconds: number }, text: string, log: (m: string) => void): void {
+function record(
+  result: { startedAt: string; options: { only: string[] }; versions: unknown; machine: unknown; seconds: number },
+  text: string,
+  log: (m: string) => void,
+): void {
   const dir = join(REPO, "bench", "results");
   mkdirSync(dir, { recursive: true });
   const file = `${result.startedAt.replace(/[:.]/g, "-")}.json`;
   writeFileSync(join(dir, file), `${JSON.stringify(result, null, 2)}\n`);
+  if (Object.keys(SUITES).some((id) => !result.options.only.includes(id))) {
+    log(`recorded: bench/results/${file} (some suites only: bench/RESULTS.md's table is left as it was)`);
+    return;
+  }
   const path = join(REPO, "bench", "RESULTS.md");
   const doc = readFileSync(path, "utf8");
   const start = doc.indexOf(GENERATED_START);
