@@ -30,8 +30,8 @@ export interface ConfigFile {
 }
 
 /**
- * One YAML document, or undefined for a file that is empty or only comments (js-yaml's `load` throws on
- * those since 5.0, but an empty config file means "no settings"). More than one document is an error.
+ * One YAML document, or undefined for a file that is empty or only comments (js-yaml 5's `load` throws
+ * on those, 4's returns undefined; an empty config file means "no settings"). More than one document is an error.
  */
 export function loadYamlDocument(text: string): unknown {
   const documents = yaml.loadAll(text);
