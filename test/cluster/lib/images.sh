@@ -76,16 +76,17 @@ build_image_kaniko() {
 
 # busybox + buildkitd/buildctl/buildctl-daemonless.sh + static runc, run privileged.
 # Its content depends on more than the BuildKit version (runc, busybox, and the
-# node IP that buildkitd.toml names as a plain-http registry): the archive's
-# name carries a short hash of all of them.
+# registries buildkitd.toml names as plain http): the archive's name carries a
+# short hash of all of them.
+# The registries: both of this cluster's (on the node IP); test/kind sets BUILDKIT_HTTP_REGISTRIES to its own.
+buildkit_http_registries() { echo "${BUILDKIT_HTTP_REGISTRIES:-$NODE_IP:$REGISTRY_PORT $NODE_IP:$AUTH_REGISTRY_PORT}"; }
 buildkit_image_tar() {
-  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$NODE_IP" | sha256sum | cut -c1-8)
+  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$(buildkit_http_registries)" | sha256sum | cut -c1-8)
   echo "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-$key.tar"
 }
 # tagged with the same hash: a node that cached an older build under a plain
 # version tag would keep running it (imagePullPolicy IfNotPresent)
 buildkit_image_tag() { local t; t=$(basename "$(buildkit_image_tar)" .tar); echo "${t#buildkit-}"; }
-# both registries speak plain http
 buildkitd_toml() {
   cat <<TOML
 [worker.oci]
@@ -93,11 +94,9 @@ buildkitd_toml() {
   snapshotter = "auto"
 [worker.containerd]
   enabled = false
-[registry."$NODE_IP:$REGISTRY_PORT"]
-  http = true
-[registry."$NODE_IP:$AUTH_REGISTRY_PORT"]
-  http = true
 TOML
+  local r
+  for r in $(buildkit_http_registries); do printf '[registry."%s"]\n  http = true\n' "$r"; done
 }
 build_image_buildkit() {
   local out; out=$(buildkit_image_tar)
@@ -127,7 +126,7 @@ build_image_buildkit() {
 # capabilities euid stays 1000, the namespace's owner, and the default capabilities suffice (README).
 uidmap_version() { dpkg-query -W -f='${Version}' uidmap; }
 buildkit_rootless_image_tar() {
-  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$NODE_IP" \
+  local key; key=$(printf '%s ' "$BUILDKIT_VERSION" "$RUNC_VERSION" "$BUSYBOX_TAG" "$(buildkit_http_registries)" \
     "$ROOTLESSKIT_VERSION" "$(uidmap_version)" fscaps | sha256sum | cut -c1-8)
   echo "$IMAGE_ROOT/buildkit-$BUILDKIT_VERSION-rootless-$key.tar"
 }
@@ -257,7 +256,7 @@ push_image() {
   [[ $want == "$have" ]] && return 0
   skopeo copy -q --dest-tls-verify=false "oci-archive:$tar:img" "docker://127.0.0.1:$REGISTRY_PORT/$ref" >&2 ||
     die "pushing $ref failed"
-  log "pushed $NODE_IP:$REGISTRY_PORT/$ref"
+  log "pushed $ref to 127.0.0.1:$REGISTRY_PORT"
 }
 
 push_images() {
