@@ -216,6 +216,11 @@ export interface ResolvedEngineConfig {
   nodeSelector: Record<string, string>;
   tolerations: Toleration[];
   builderResources: { cpu?: string; memory?: string };
+  /**
+   * This process runs in a pod (KUBERNETES_SERVICE_HOST is set, as the kubelet sets it in every container): it
+   * reaches a registry published by KEP-1755 the way pods do, not by the `host` meant for the user's machine.
+   */
+  runsInPod: boolean;
 }
 
 /** Public builder images; pin and mirror them for air-gapped clusters (`builderImages`, KCE_*_IMAGE). */
@@ -407,5 +412,6 @@ export function resolveEngineConfig(
     nodeSelector: { ...options.nodeSelector },
     tolerations: [...(options.tolerations ?? [])],
     builderResources: { ...options.builderResources },
+    runsInPod: Boolean(env.KUBERNETES_SERVICE_HOST),
   };
 }

@@ -234,7 +234,7 @@ export class KubernetesEngine implements ContainerEngine, RegistryAccess {
     const { namespace, name, key } = LOCAL_REGISTRY_HOSTING;
     const configMap = await this.api.configMapIn(namespace, name);
     const document = configMap?.data?.[key];
-    return document ? registryFromLocalRegistryHosting(document) : null;
+    return document ? registryFromLocalRegistryHosting(document, this.config.runsInPod ? "pod" : "client") : null;
   }
 }
 

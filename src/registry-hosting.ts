@@ -11,10 +11,12 @@ export const LOCAL_REGISTRY_HOSTING = { namespace: "kube-public", name: "local-r
 /**
  * Maps the ConfigMap's `localRegistryHosting.v1` document onto our registry options: image names use the
  * address the nodes' runtime pulls from, builders push to the one reachable from pods, and this client talks
- * to `host`. Returns null when the document names no host, or is not a YAML mapping at all (the engine then
+ * to `host` — or, when it runs in a pod itself (`from: "pod"`: a build service, a hub), to the address pods
+ * use, since `host` is the user's machine's view (kind: `localhost:5001`, nothing listens there in a pod).
+ * Returns null when the document names no host, or is not a YAML mapping at all (the engine then
  * reports that no registry is configured, instead of a raw YAML parser error that is no ContainerEngineError).
  */
-export function registryFromLocalRegistryHosting(document: string): RegistryOptions | null {
+export function registryFromLocalRegistryHosting(document: string, from: "client" | "pod" = "client"): RegistryOptions | null {
   let loaded: unknown;
   try {
     loaded = yaml.load(document);
@@ -30,11 +32,14 @@ export function registryFromLocalRegistryHosting(document: string): RegistryOpti
   const host = text("host");
   const runtime = text("hostFromContainerRuntime") ?? host;
   if (!runtime) return null;
+  const pushHost = text("hostFromClusterNetwork") ?? runtime;
+  const apiHost = from === "pod" ? pushHost : (host ?? runtime);
   return {
     host: runtime,
-    pushHost: text("hostFromClusterNetwork") ?? runtime,
-    apiHost: host ?? runtime,
-    insecure: [runtime, host ?? runtime].some((h) => isConventionallyInsecure(h) || isIpLiteral(h)),
+    pushHost,
+    apiHost,
+    // the document's own view decides: kind's `host: localhost:5001` marks a local plain-HTTP registry for pods too
+    insecure: [runtime, host ?? runtime, apiHost].some((h) => isConventionallyInsecure(h) || isIpLiteral(h)),
   };
 }
 

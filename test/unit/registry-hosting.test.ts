@@ -71,6 +71,26 @@ describe("registryFromLocalRegistryHosting", () => {
     expect(registryFromLocalRegistryHosting(document)).toEqual(expected);
   });
 
+  it.each<[string, string, RegistryOptions]>([
+    [
+      "kind's recipe: the registry as pods reach it, plain HTTP as the document's localhost host says",
+      'host: "localhost:5001"\nhostFromContainerRuntime: "kind-registry:5000"\nhostFromClusterNetwork: "kind-registry:5000"\n',
+      { host: "kind-registry:5000", pushHost: "kind-registry:5000", apiHost: "kind-registry:5000", insecure: true },
+    ],
+    [
+      "no hostFromClusterNetwork: the runtime's address",
+      'host: "localhost:5001"\nhostFromContainerRuntime: "registry.internal:5000"\n',
+      { host: "registry.internal:5000", pushHost: "registry.internal:5000", apiHost: "registry.internal:5000", insecure: true },
+    ],
+    [
+      "only host: that one (nothing else is published)",
+      "host: registry.example.com\n",
+      { host: "registry.example.com", pushHost: "registry.example.com", apiHost: "registry.example.com", insecure: false },
+    ],
+  ])("from a pod, maps %s", (_name, document, expected) => {
+    expect(registryFromLocalRegistryHosting(document, "pod")).toEqual(expected);
+  });
+
   it.each<[string, string]>([
     ["an empty document", ""],
     ["only a comment", "# nothing here\n"],

@@ -14,7 +14,7 @@ afterEach(async () => {
 });
 
 /** An engine whose cluster answers the ConfigMap read with `code` and `body`; and the paths it was asked. */
-async function engineWhoseClusterAnswers(code: number, body: unknown): Promise<{ engine: KubernetesEngine; asked: string[] }> {
+async function engineWhoseClusterAnswers(code: number, body: unknown, env: Record<string, string> = {}): Promise<{ engine: KubernetesEngine; asked: string[] }> {
   const asked: string[] = [];
   server = await startFakeApiServer((url, _req, res) => {
     asked.push(url.pathname);
@@ -27,7 +27,7 @@ async function engineWhoseClusterAnswers(code: number, body: unknown): Promise<{
     contexts: [{ name: "x", cluster: "c", user: "u", namespace: "ns" }],
     currentContext: "x",
   });
-  return { engine: new KubernetesEngine({ kubeConfig, log: () => undefined }, {}), asked };
+  return { engine: new KubernetesEngine({ kubeConfig, log: () => undefined }, env), asked };
 }
 
 const status = (code: number, reason: string): { kind: string; code: number; reason: string; message: string } => ({ kind: "Status", code, reason, message: reason });
@@ -38,6 +38,16 @@ describe("registry discovery (KEP-1755)", () => {
     const { engine, asked } = await engineWhoseClusterAnswers(200, { metadata: { name: "local-registry-hosting" }, data: { "localRegistryHosting.v1": document } });
     expect(await engine.registry()).toMatchObject({ host: "localhost:5001", pushHost: "kind-registry:5000", insecure: true });
     expect(asked).toEqual(["/api/v1/namespaces/kube-public/configmaps/local-registry-hosting"]);
+  });
+
+  it("in a pod (KUBERNETES_SERVICE_HOST set) it reads the registry where pods reach it, not at the user's localhost", async () => {
+    const document = 'host: "localhost:5001"\nhostFromContainerRuntime: "kind-registry:5000"\nhostFromClusterNetwork: "kind-registry:5000"\n';
+    const configMap = { metadata: { name: "local-registry-hosting" }, data: { "localRegistryHosting.v1": document } };
+    const inPod = await engineWhoseClusterAnswers(200, configMap, { KUBERNETES_SERVICE_HOST: "10.96.0.1" });
+    expect(await inPod.engine.registry()).toMatchObject({ host: "kind-registry:5000", apiHost: "kind-registry:5000", insecure: true });
+    await server?.close();
+    const onLaptop = await engineWhoseClusterAnswers(200, configMap);
+    expect(await onLaptop.engine.registry()).toMatchObject({ host: "kind-registry:5000", apiHost: "localhost:5001" });
   });
 
   it.each([
