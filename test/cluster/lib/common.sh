@@ -4,7 +4,7 @@
 
 # ---- pinned versions (bump one => only that component is rebuilt) ----------
 KUBERNETES_VERSION=v1.33.13   # last 1.33 patch: 1.35+ refuses cgroup v1 and containerd 1.6 by default
-ETCD_VERSION=v3.5.21
+ETCD_VERSION=v3.5.24          # = kubeadm v1.33's etcd (3.5.24-0): test/kind's nodes run this build too
 KANIKO_VERSION=v1.25.5        # github.com/chainguard-dev/kaniko (upstream is archived)
 BUILDKIT_VERSION=v0.32.2
 RUNC_VERSION=v1.3.6           # static runc shipped inside the BuildKit image

@@ -48,10 +48,16 @@ export async function setupRepo2docker(): Promise<R2dEnvironment> {
   if (!existsSync(join(venv, "bin", "repo2docker"))) {
     mkdirSync(home, { recursive: true });
     await run("python3", ["-m", "venv", venv], { timeout: 120_000 });
-    await run(python, ["-m", "pip", "install", "-q", `jupyter-repo2docker==${R2D_VERSION}`], { timeout: 600_000 });
+    await run(python, ["-m", "pip", "install", "-q", `jupyter-repo2docker==${R2D_VERSION}`, "wheel"], { timeout: 600_000 });
+  }
+  // `wheel` lets the venv's own setuptools build the adapter below (venvs made before this line lack it)
+  if (!(await run(python, ["-c", "import wheel"]).then(() => true, () => false))) {
+    await run(python, ["-m", "pip", "install", "-q", "wheel"], { timeout: 300_000 });
   }
   // The adapter under test, always (it is small): no dependency resolution, so no network once cached.
-  await run(python, ["-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ADAPTER], { timeout: 300_000 });
+  // --no-build-isolation: built with the venv's setuptools and wheel (pyproject asks setuptools >= 64; the venv has
+  // 65), so this step needs no package index — test/kind runs the tests in a network namespace with no way out
+  await run(python, ["-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--force-reinstall", ADAPTER], { timeout: 300_000 });
   const main = await ensureDist();
   const bin = mkdtempSync(join(tmpdir(), "kce-r2d-bin-"));
   writeFileSync(join(bin, "kce"), `#!/bin/sh\nexec node ${KCE_NODE_FLAGS.join(" ")} ${JSON.stringify(main)} "$@"\n`, { mode: 0o755 });

@@ -21,6 +21,21 @@ export const ROOT = ((): string => {
 export const NAMESPACE = "kce";
 
 /** Builds the service image with kce in the cluster (cached by content) and returns its reference. */
+/**
+ * Where the tests' git server (and hub) listen, as the service's URL policy must let them through: this machine's
+ * address as pods reach it (KCE_NODE_IP) — a private address on kind (its network's gateway), which the policy
+ * refuses unless listed in allowedCidrs.
+ */
+export function testMachineUrls(nodeIp: string): { allowedHosts: string[]; allowedCidrs: string[] } {
+  return { allowedHosts: [nodeIp], allowedCidrs: [`${nodeIp}/32`] };
+}
+
+/** The API server as pods reach it, "address:port" of the `kubernetes` Service's endpoint: what the service refuses. */
+export async function apiServerEndpoint(): Promise<string> {
+  const path = "jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}";
+  return (await kubectl(["-n", "default", "get", "endpoints", "kubernetes", "-o", path])).trim();
+}
+
 export async function serviceImage(): Promise<string> {
   const { stdout } = await run(join(ROOT, "scripts", "service-image"), [], { cwd: ROOT, timeout: 1_500_000, maxBuffer: 16 << 20 });
   const ref = stdout.trim().split("\n").pop() ?? "";

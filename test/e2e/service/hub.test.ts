@@ -8,7 +8,7 @@ import { env } from "../support/cluster-env.js";
 import { GitServer, type Pushed } from "../support/git-server.js";
 import { JupyterHub, singleuserRepo } from "../support/jupyterhub.js";
 import { kubectl } from "../support/kubectl.js";
-import { deployService, gitSpec, jobsOf, readStream, serviceImage, undeployService, type Deployed, type ReceivedEvent } from "./helpers.js";
+import { deployService, gitSpec, jobsOf, readStream, serviceImage, testMachineUrls, undeployService, type Deployed, type ReceivedEvent } from "./helpers.js";
 
 const USERS_NAMESPACE = "kce-hub-users";
 const IMAGE_PREFIX = "kce-e2e-hub/";
@@ -38,7 +38,7 @@ beforeAll(async () => {
     {
       baseUrl: "/services/binder/",
       imagePrefix: IMAGE_PREFIX,
-      urls: { allowedHosts: [nodeIp] },
+      urls: testMachineUrls(nodeIp),
       limits: { maxRepoBytes: "256Mi", buildTimeoutSeconds: 900 },
       runner: { serviceAccountName: "kce", env: { KCE_KANIKO_IMAGE: env("KCE_KANIKO_IMAGE") } },
       hub: { publicUrl: hub.publicUrl, launchTimeoutSeconds: 240 },

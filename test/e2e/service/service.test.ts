@@ -22,6 +22,8 @@ import {
   servicePods,
   undeployService,
   waitReachable,
+  apiServerEndpoint,
+  testMachineUrls,
   type Deployed,
   type ReceivedEvent,
 } from "./helpers.js";
@@ -33,6 +35,8 @@ const MAX_REPO_BYTES = 2 * 1024 * 1024;
 let git: GitServer;
 let deployed: Deployed | undefined;
 let engine: KubernetesEngine;
+/** "address:port" of the API server as pods reach it. */
+let apiServer = "";
 
 function buildUrl(spec: string, query = "build_only=true"): string {
   return `${deployed?.url ?? ""}build/${spec}?${query}`;
@@ -57,12 +61,15 @@ beforeAll(async () => {
   const nodeIp = env("KCE_NODE_IP");
   git = new GitServer(nodeIp);
   await git.start();
+  const machine = testMachineUrls(nodeIp);
+  apiServer = await apiServerEndpoint();
   const image = await serviceImage();
   deployed = await deployService(
     image,
     {
       imagePrefix: "kce-e2e-binder/",
-      urls: { allowedHosts: [nodeIp, "127.0.0.1", "localhost"] },
+      // the API server's host too, so that its refusal comes from the API-server check, not from the host list
+      urls: { ...machine, allowedHosts: [...machine.allowedHosts, apiServer.replace(/:\d+$/, ""), "127.0.0.1", "localhost"] },
       limits: { maxRunning: 2, maxPerRepository: 1, maxRepoBytes: MAX_REPO_BYTES, buildTimeoutSeconds: 600, concurrentBuildsPerToken: 8 },
       runner: {
         serviceAccountName: "kce",
@@ -108,9 +115,9 @@ describe("kce serve (deployed from manifests/service/)", () => {
   it.each([
     ["a file:// URL", "file:///etc/passwd", 403, /scheme file/],
     ["a loopback address", "http://127.0.0.1:8080/x.git", 403, /internal address/],
-    ["the API server's address", `https://${"NODE"}:6443/x.git`, 403, /API server/],
+    ["the API server's address", "https://APISERVER/x.git", 403, /API server/],
   ])("refuses %s before any pod", async (_what, rawUrl, status, message) => {
-    const url = rawUrl.replace("NODE", env("KCE_NODE_IP"));
+    const url = rawUrl.replace("APISERVER", apiServer);
     const before = await jobsOf("runner");
     const result = await readStream(buildUrl(gitSpec(url, "main")), { token: TOKEN });
     expect(result.events).toHaveLength(1);

@@ -46,21 +46,40 @@ wait_kind_nodes_ready() {
   log "$n nodes Ready"
 }
 
+# Routes from the namespace into the cluster, as a node has them: each node's podCIDR via that node, and the
+# Service network via the control plane (its kube-proxy forwards and masquerades), so tests reach ClusterIPs and
+# pod IPs the way they do on test/cluster's single node.
+route_into_kind() {
+  local name cidr ip cp
+  while read -r name cidr ip; do
+    [[ -n $cidr && -n $ip ]] || continue
+    ip route replace "$cidr" via "$ip" || die "ip route $cidr via $ip failed"
+    [[ $name == *control-plane ]] && cp=$ip
+  done < <(kind_kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')
+  [[ -n ${cp:-} ]] || die "no control-plane node address"
+  local services; services=$(kind_kubectl get service kubernetes -n default -o jsonpath='{.spec.clusterIP}')
+  # kind's default serviceSubnet (kind-config.yaml sets none)
+  ip route replace 10.96.0.0/16 via "$cp" || die "ip route 10.96.0.0/16 via $cp failed"
+  log "routes into the cluster: pod CIDRs via their nodes, 10.96.0.0/16 (kubernetes: $services) via $cp"
+}
+
 # the gateway of kind's network: this namespace's address as the nodes and pods see it
 kind_gateway_ip() {
   docker network inspect kind -f '{{range .IPAM.Config}}{{println .Gateway}}{{end}}' | grep -m1 '\.' ||
     die "no IPv4 gateway on the kind network"
 }
 
+# The registries go by the names pods and nodes use (kind-registry:5000, kind-auth-registry:5000) for the
+# tests too: test/kind/exec resolves them (see wire_kind_registries).
 kind_env_lines() {
-  local reg=$KIND_REGISTRY:5000 v
+  local reg=$KIND_REGISTRY:5000 auth=$KIND_AUTH_REGISTRY:5000
   printf 'export %s=%q\n' \
     KCE_HOME "$KCE_HOME" \
     KCE_KIND "$KIND_CLUSTER" \
     KUBECONFIG "$KIND_KUBECONFIG" \
     KCE_BIN_DIR "$K8S_BIN" \
     KCE_NODE_IP "$(kind_gateway_ip)" \
-    KCE_REGISTRY "localhost:$KIND_REGISTRY_PORT" \
+    KCE_REGISTRY "$reg" \
     KCE_REGISTRY_PUSH "$reg" \
     KCE_REGISTRY_INSECURE true \
     KCE_BASE_IMAGE "$reg/kce/busybox:$BUSYBOX_TAG" \
@@ -68,9 +87,9 @@ kind_env_lines() {
     KCE_BUILDKIT_IMAGE "$reg/kce/buildkit:$(buildkit_image_tag)" \
     KCE_BUILDKIT_ROOTLESS_IMAGE "$reg/kce/buildkit:$(buildkit_rootless_image_tag)" \
     KCE_PYTHON_BASE_IMAGE "$reg/kce/debian-python:$(debian_python_image_tag)" \
-    KCE_AUTH_REGISTRY "localhost:$KIND_AUTH_REGISTRY_PORT" \
-    KCE_AUTH_REGISTRY_PUSH "$KIND_AUTH_REGISTRY:5000" \
-    KCE_INSECURE_REGISTRIES "$KIND_REGISTRY:5000,$KIND_AUTH_REGISTRY:5000,localhost:$KIND_AUTH_REGISTRY_PORT" \
+    KCE_AUTH_REGISTRY "$auth" \
+    KCE_AUTH_REGISTRY_PUSH "$auth" \
+    KCE_INSECURE_REGISTRIES "$reg,$auth" \
     KCE_AUTH_USER "$AUTH_USER" \
     KCE_AUTH_PASSWORD "$AUTH_PASSWORD"
 }

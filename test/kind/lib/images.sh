@@ -8,8 +8,6 @@ KIND_NODE_REV=1   # bump when anything below changes what ends up in the node im
 KIND_HOME=$KCE_HOME/kind
 KIND_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KIND_SRC=$GOMODCACHE/sigs.k8s.io/kind@$KIND_VERSION
-KIND_ETCD_VERSION=v3.5.24   # kubeadm v1.33's etcd (constants.SupportedEtcdVersion[33] = 3.5.24-0)
-KIND_ETCD_BIN=$BIN_ROOT/etcd-$KIND_ETCD_VERSION
 KIND_NODE_PACKAGES=(systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2 pigz
   bash ca-certificates curl jq procps containerd containernetworking-plugins)
 KIND_NET_PACKAGES=(iptables conntrack iproute2 curl jq ca-certificates procps)
@@ -21,12 +19,10 @@ KIND_MMDEBSTRAP_OPTS=(
   --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
 )
 
-build_kind_etcd() { ETCD_VERSION=$KIND_ETCD_VERSION build_etcd "$@"; }
-
 # the node image's tag: a hash of everything that goes into it
 kind_node_tag() {
   local h
-  h=$( { printf '%s\n' "$KIND_NODE_REV" "$KIND_VERSION" "$KUBERNETES_VERSION" "$KIND_ETCD_VERSION" "$COREDNS_VERSION" \
+  h=$( { printf '%s\n' "$KIND_NODE_REV" "$KIND_VERSION" "$KUBERNETES_VERSION" "$ETCD_VERSION" "$COREDNS_VERSION" \
       "$PAUSE_TAG" "$RUNC_VERSION" "${KIND_NODE_PACKAGES[@]}" "${KIND_NET_PACKAGES[@]}" "${KIND_MMDEBSTRAP_OPTS[@]}"
     cat "${BASH_SOURCE[0]}" "$KIND_DIR"/node/*; } | sha256sum | cut -c1-8)
   echo "$KUBERNETES_VERSION-$h"
@@ -79,7 +75,8 @@ kind_preload_archives() { # <dir>
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
     kind_binary_image "$d/$c.tar" "registry.k8s.io/$c:$v" "$K8S_BIN/$c" "/usr/local/bin/$c"
   done
-  kind_binary_image "$d/etcd.tar" "registry.k8s.io/etcd:${KIND_ETCD_VERSION#v}-0" "$KIND_ETCD_BIN/etcd" /usr/local/bin/etcd
+  # kubeadm v1.33 asks for etcd 3.5.24-0 (constants.SupportedEtcdVersion[33]); test/cluster builds that version
+  kind_binary_image "$d/etcd.tar" "registry.k8s.io/etcd:${ETCD_VERSION#v}-0" "$ETCD_BIN/etcd" /usr/local/bin/etcd
   kind_binary_image "$d/coredns.tar" "registry.k8s.io/coredns/coredns:$COREDNS_VERSION" "$COREDNS_BIN/coredns" /coredns /coredns
   cp "$IMAGE_ROOT/pause-$PAUSE_TAG.tar" "$d/pause.tar"
   # kube-proxy needs iptables and conntrack; kind-net (our CNI, node/kind-net) needs iproute2, curl and jq:

@@ -71,6 +71,15 @@ wire_kind_registries() {
     [[ $(docker inspect -f '{{json .NetworkSettings.Networks.kind}}' "$name") == null ]] &&
       { docker network connect kind "$name" || die "docker network connect kind $name failed"; }
   done
+  # Clients in the namespace (test/kind/exec runs them with `ip netns exec`, which reads /etc/netns/<ns>/hosts
+  # as /etc/hosts) reach the registries by the same names as pods and nodes: kind-registry:5000, … One name
+  # everywhere, as with test/cluster's node IP.
+  mkdir -p "/etc/netns/$KIND_NETNS"
+  { grep -v -e "$KIND_REGISTRY" -e "$KIND_AUTH_REGISTRY" /etc/hosts
+    for name in "$KIND_REGISTRY" "$KIND_AUTH_REGISTRY"; do
+      printf '%s %s\n' "$(docker inspect -f '{{.NetworkSettings.Networks.kind.IPAddress}}' "$name")" "$name"
+    done
+  } > "/etc/netns/$KIND_NETNS/hosts"
   kind_kubectl apply -f - >/dev/null <<YML || die "creating kube-public/local-registry-hosting failed"
 apiVersion: v1
 kind: ConfigMap
