@@ -19,6 +19,12 @@ load_kind_node_image() {
   docker image inspect "$ref" >/dev/null 2>&1 && return 0
   log "docker load $ref"
   docker load -q -i "$(kind_node_archive)" >&2 || die "docker load of the node image failed"
+  # node images of earlier tags (≈ 1 GiB each, in Docker's store and as archives): only this one is used
+  local old
+  for old in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "$KIND_NODE_IMAGE_NAME" | grep -vx "$ref"); do
+    docker image rm "$old" >/dev/null 2>&1 || true
+  done
+  find "$KIND_HOME/images" -name 'kind-node-*.tar' ! -name "$(basename "$(kind_node_archive)")" -delete
 }
 
 kind_cluster_running() {

@@ -157,6 +157,9 @@ build_kind_node_image() {
   mkdir -p "$KIND_HOME/images"; rm -rf "$KIND_HOME"/.tmp.*
   local t=$SECONDS r; r=$(mktemp -d "$KIND_HOME/.tmp.XXXX")
   log "building the kind node image $KIND_NODE_IMAGE_NAME:$(kind_node_tag) ..."
+  # kind's files come from its module (normally already there from building kind)
+  [[ -d $KIND_SRC/images/base/files ]] || go mod download "sigs.k8s.io/kind@$KIND_VERSION" ||
+    die "cannot download the kind module $KIND_VERSION"
   mkdir -p "$r/archives"
   kind_preload_archives "$r/archives"
   kind_node_rootfs "$r/rootfs"
