@@ -29,6 +29,21 @@ export async function ensureDist(): Promise<void> {
   await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: ROOT, timeout: 170_000 });
 }
 
+/** `npm run demo` (scripts/demo) in the repository with exactly `env`; throws with its output when it exits non-zero. */
+export async function runDemo(env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn("npm", ["run", "--silent", "demo"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
+    child.on("error", reject);
+    child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
+  });
+  if (code !== 0) throw new Error(`npm run demo exited ${code}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`);
+  return { stdout, stderr };
+}
+
 export interface KceOptions {
   env?: Record<string, string | undefined>;
   input?: string;

@@ -3,12 +3,11 @@
 // (KEP-1755): builder pods push to kind-registry:5000, the nodes pull from there, and the CLI on this machine
 // reads it at localhost:5001. Only the base image and Kaniko's image are given: Docker Hub and ghcr.io are out of
 // reach here (an air-gapped cluster mirrors them the same way).
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { KubeClient } from "../../../src/kube/client.js";
 import { env } from "../support/cluster-env.js";
-import { ensureDist, ROOT } from "../cli/helpers.js";
+import { ensureDist, runDemo } from "../cli/helpers.js";
 import { expectNoLeftovers } from "../engine/helpers.js";
 import { deleteNamespace, namespaceClient } from "../kube/helpers.js";
 
@@ -38,16 +37,7 @@ it("npm run demo works with only a kubeconfig: the registry comes from kind's Co
     KCE_BASE_IMAGE: env("KCE_BASE_IMAGE"),
     KCE_KANIKO_IMAGE: env("KCE_KANIKO_IMAGE"),
   };
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn("npm", ["run", "--silent", "demo"], { cwd: ROOT, env: kindUser, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
-    child.stderr.setEncoding("utf8").on("data", (c: string) => (err += c));
-    child.on("error", reject);
-    child.on("close", (c) => resolve({ code: c, stdout: out, stderr: err }));
-  });
-  if (code !== 0) throw new Error(`npm run demo exited ${code}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`);
+  const { stdout, stderr } = await runDemo(kindUser);
   expect(stderr).toMatch(/\[demo\] using the cluster of/);
   // pushed and named by the address pods and nodes use, which only the ConfigMap names
   expect(stderr).toMatch(new RegExp(`built kind-registry:5000/${tag.replace(/[.:/]/g, "\\$&")}@sha256:[0-9a-f]{64} in [\\d.]+s`));

@@ -11,13 +11,8 @@ KIND_SRC=$GOMODCACHE/sigs.k8s.io/kind@$KIND_VERSION
 KIND_NODE_PACKAGES=(systemd conntrack iptables nftables iproute2 ethtool util-linux mount kmod libseccomp2 pigz
   bash ca-certificates curl jq procps containerd containernetworking-plugins)
 KIND_NET_PACKAGES=(iptables conntrack iproute2 curl jq ca-certificates procps)
-KIND_MMDEBSTRAP_OPTS=(
-  --variant=minbase --mode=root --format=directory
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
-  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*'
-  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/locale/locale.alias'
-  --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
-)
+# as for test/cluster's debian-python image: minbase, root-owned, no docs/man/locales, no resolv.conf/hostname
+KIND_MMDEBSTRAP_OPTS=("${DEBIAN_PYTHON_OPTS[@]}")
 
 # the node image's tag: a hash of everything that goes into it
 kind_node_tag() {
