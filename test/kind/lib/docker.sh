@@ -9,9 +9,6 @@ KIND_RUN=/run/kce-kind
 export DOCKER_HOST=unix://$KIND_RUN/docker.sock
 KIND_DOCKER_PACKAGES=(docker.io)
 
-in_kind_netns() { [[ $(readlink /proc/self/ns/net) == $(readlink "/run/netns/$KIND_NETNS" 2>/dev/null || echo none) ]] ||
-  [[ $(stat -L -c %i /proc/self/ns/net) == $(stat -L -c %i "/run/netns/$KIND_NETNS" 2>/dev/null || echo none) ]]; }
-
 install_docker() {
   dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q 'install ok installed' && return 0
   log "apt: installing docker.io (its daemon is started by test/kind/up only, in its own network namespace)"
