@@ -10,9 +10,6 @@ BUILDKIT_HTTP_REGISTRIES="$KIND_REGISTRY:5000 $KIND_AUTH_REGISTRY:5000"
 kind_cmd() { PATH=$KIND_RUN/bin:$PATH "$KIND_BIN/kind" "$@"; }
 kind_kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KIND_KUBECONFIG" "$@"; }
 
-# the images test/cluster builds for the e2e suite (BuildKit's with the kind registries as plain http)
-build_images_for_kind() { build_images; }
-
 load_kind_node_image() {
   mkdir -p "$KIND_RUN/bin"; ln -sf /usr/bin/docker "$KIND_RUN/bin/docker"
   local ref=$KIND_NODE_IMAGE_NAME:$(kind_node_tag)
